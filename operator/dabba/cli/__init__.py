@@ -1,0 +1,1 @@
+"""The ``dabba`` command (also installed as the kubectl plugin ``kubectl-dabba``)."""

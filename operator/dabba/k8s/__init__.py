@@ -1,0 +1,1 @@
+"""Kubernetes plumbing: client construction, object helpers, conditions, names."""

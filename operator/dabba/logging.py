@@ -1,0 +1,52 @@
+"""structlog for everything the process prints, kopf's and the kubernetes client's included.
+
+JSON lines when stderr is not a terminal (in a cluster), colourful key=value on a terminal.
+stdlib loggers (kopf, kubernetes, urllib3, aiohttp) go through the same processors, so every
+line has the same shape whoever wrote it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+from dabba.config import LogFormat
+
+
+def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
+    """Configure structlog and route stdlib logging through it. Safe to call twice."""
+    render_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if render_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    final: list[Any] = [structlog.stdlib.ProcessorFormatter.remove_processors_meta]
+    if render_json:
+        final.append(structlog.processors.format_exc_info)
+    final.append(renderer)
+    formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=final)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # Client libraries are chatty at debug; keep them at warning unless we debug ourselves.
+    for noisy in ("urllib3", "kubernetes", "asyncio", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
