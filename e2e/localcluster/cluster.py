@@ -250,7 +250,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -349,7 +349,9 @@ def _state_path(cdir: Path) -> Path:
 
 
 def default_dir() -> Path:
-    return dabba_home() / "cluster"
+    """``$DABBA_CLUSTER_DIR``, else ``$DABBA_HOME/cluster``."""
+    explicit = os.environ.get("DABBA_CLUSTER_DIR")
+    return Path(explicit) if explicit else dabba_home() / "cluster"
 
 
 def load_state(cdir: Path) -> State | None:
@@ -392,7 +394,7 @@ def _insecure_ok(url: str) -> bool:
 
 
 def _healthy(cdir: Path, state: State) -> bool:
-    if not state.pids or not all(_alive(pid) for pid in state.pids.values()):
+    if not state.pids or not all(alive(pid) for pid in state.pids.values()):
         return False
     try:
         return _https_ok(f"{state.apiserver_url}/readyz", _ssl_context(cdir)) and _http_ok(
@@ -543,7 +545,7 @@ def _start(cdir: Path, bins: Binaries, *, quiet: bool) -> Cluster:
             return _log_tail(logs / f"{name}.log")
 
         def probe() -> bool:
-            if not _alive(state.pids[name]):
+            if not alive(state.pids[name]):
                 raise ClusterError(f"{name} exited during start\n{detail()}")
             return check()
 
@@ -770,16 +772,16 @@ def _stop(cdir: Path, state: State) -> list[str]:
     stopped = []
     # Reverse start order: the apiserver should not outlive etcd by much, but must go first.
     for name, pid in reversed(list(state.pids.items())):
-        if not _alive(pid):
+        if not alive(pid):
             continue
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
         stopped.append(name)
     deadline = time.monotonic() + 20
     for pid in state.pids.values():
-        while _alive(pid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(pid):
+        if alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
         # Reap our own children (when up() and down() run in one process, e.g. pytest).
