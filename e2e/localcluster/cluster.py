@@ -404,6 +404,11 @@ def _healthy(cdir: Path, state: State) -> bool:
         return False
 
 
+# Popen handles of the daemons this process started: kept so they are not garbage-collected
+# while running (a ResourceWarning) and so _stop() can reap them.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def _spawn(
     name: str, argv: list[str], cdir: Path, state: State, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
@@ -420,6 +425,7 @@ def _spawn(
         env={**os.environ, "NO_PROXY": "127.0.0.1,localhost", **(env or {})},
     )
     log.close()
+    _CHILDREN[proc.pid] = proc
     state.pids[name] = proc.pid
     _save_state(cdir, state)
     return proc
@@ -785,8 +791,10 @@ def _stop(cdir: Path, state: State) -> list[str]:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
         # Reap our own children (when up() and down() run in one process, e.g. pytest).
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(pid, os.WNOHANG)
+        child = _CHILDREN.pop(pid, None)
+        if child is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=5)
     with contextlib.suppress(FileNotFoundError):
         _state_path(cdir).unlink()
     return stopped

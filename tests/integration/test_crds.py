@@ -92,19 +92,19 @@ def _create(
     return cast(dict[str, Any], created)
 
 
-def _patch_status(
+def _put_status(
     api: client.CustomObjectsApi, namespace: str, plural: str, status: dict[str, Any]
 ) -> dict[str, Any]:
-    patched = api.patch_namespaced_custom_object_status(
-        GROUP,
-        VERSION,
-        namespace,
-        plural,
-        NAMES[plural],
-        {"status": status},
-        _content_type="application/merge-patch+json",
+    """Replace the status with PUT (a merge patch would drop the nulls we want to store)."""
+    obj = cast(
+        dict[str, Any],
+        api.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, NAMES[plural]),
     )
-    return cast(dict[str, Any], patched)
+    obj["status"] = status
+    replaced = api.replace_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, plural, NAMES[plural], obj
+    )
+    return cast(dict[str, Any], replaced)
 
 
 def _error_message(error: ApiException) -> str:
@@ -484,12 +484,24 @@ INVALID = [
         "analysis.match needs a router that can route by header",
         id="canary-match-with-kubernetes-router",
     ),
+    pytest.param(
+        "canaries",
+        _canary({"router": "kubernetes", "analysis": {"stepWeights": [10, 50]}}),
+        "the kubernetes router has no traffic weights",
+        id="canary-weights-with-kubernetes-router",
+    ),
     # ---- MeshCertificate: durations
     pytest.param(
         "meshcertificates",
         _cert({"duration": "90d"}),
         "duration must be a duration such as 24h, 90m or 1h30m",
         id="cert-duration-days",
+    ),
+    pytest.param(
+        "meshcertificates",
+        _cert({"duration": "9999999999h"}),
+        "duration must be a duration such as 24h, 90m or 1h30m",
+        id="cert-duration-overflows-go-duration",
     ),
     pytest.param(
         "meshcertificates",
@@ -967,6 +979,11 @@ VALID = [
     ),
     pytest.param(
         "meshcertificates",
+        _cert({"duration": "999999h9999999m999999999s999999999999ms"}),
+        id="cert-longest-accepted-duration",
+    ),
+    pytest.param(
+        "meshcertificates",
         _cert(
             {
                 "issuerRef": {
@@ -1054,6 +1071,9 @@ def test_canary_status_and_printer_columns(
         "stepIndex": 1,
         "failedChecks": 1,
         "inconclusiveChecks": 0,
+        "checksAtWeight": 0,
+        "consecutiveErrors": 0,
+        "runStartTime": "2026-01-01T00:00:00Z",
         "revision": "7c9f3e1",
         "lastPromotedRevision": "5a1b2c3",
         "lastTransitionTime": "2026-01-01T00:00:00Z",
@@ -1097,10 +1117,11 @@ def test_canary_status_and_printer_columns(
         ],
         "kopf": {"progress": {"handler": {"started": "2026-01-01T00:00:00Z", "retries": 0}}},
     }
-    stored = _patch_status(custom, namespace, "canaries", status)["status"]
+    stored = _put_status(custom, namespace, "canaries", status)["status"]
     assert stored["lastAnalysis"][1]["value"] is None
     assert stored["kopf"] == status["kopf"], "status.kopf must not be pruned"
     assert stored["history"] == status["history"]
+    assert stored == status, "every status field the operator writes must survive pruning"
 
     table = _table(k8s_api, namespace, "canaries")
     columns = [c["name"] for c in table["columnDefinitions"]]
@@ -1114,7 +1135,7 @@ def test_canary_status_rejects_unknown_phase(
 ) -> None:
     _create(custom, namespace, "canaries", _canary())
     with pytest.raises(ApiException) as excinfo:
-        _patch_status(custom, namespace, "canaries", {"phase": "Exploded"})
+        _put_status(custom, namespace, "canaries", {"phase": "Exploded"})
     assert excinfo.value.status == 422
     assert 'Unsupported value: "Exploded"' in _error_message(excinfo.value)
 
@@ -1156,10 +1177,9 @@ def test_meshcertificate_status_and_printer_columns(
         "observedGeneration": 1,
         "kopf": {"progress": {}},
     }
-    stored = _patch_status(custom, namespace, "meshcertificates", status)["status"]
+    stored = _put_status(custom, namespace, "meshcertificates", status)["status"]
     assert stored["trustedRoots"] == status["trustedRoots"]
-    assert stored["revision"] == 3
-    assert "kopf" in stored
+    assert stored == status, "every status field the operator writes must survive pruning"
 
     table = _table(k8s_api, namespace, "meshcertificates")
     columns = [c["name"] for c in table["columnDefinitions"]]
