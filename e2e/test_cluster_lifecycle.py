@@ -63,6 +63,7 @@ def test_up_is_idempotent_and_down_leaves_nothing(tmp_path: Path) -> None:
         "kube-scheduler",
         "kwok",
         "prometheus",
+        "simulator",
     }
 
     second = _cli(cdir, "up")

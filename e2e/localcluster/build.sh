@@ -19,11 +19,22 @@ mkdir -p "$BIN" "$WORK"
 export GOWORK=off CGO_ENABLED=0 GOFLAGS=-mod=mod
 export GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
 export NO_PROXY=${NO_PROXY:-127.0.0.1,localhost}
-# Two cores: one package at a time keeps peak memory and load predictable.
+# Parallel package builds; lower it on a machine short of memory.
 GOP=${DABBA_GO_PARALLEL:-2}
 
 say() { printf '\033[1m[dabba build]\033[0m %s\n' "$*" >&2; }
 stamp() { date +%s; }
+
+# go build with a progress line every 200 compiled packages (a cold kube-apiserver is ~2000),
+# the full output kept in a log that is shown when the build fails.
+gobuild() {
+  local label=$1; shift
+  local log=$WORK/$label.build.log
+  if ! go build -v "$@" 2>&1 | tee "$log" | awk -v label="$label" \
+      'NR % 200 == 0 { printf "\033[1m[dabba build]\033[0m     %s: %d packages compiled\n", label, NR > "/dev/stderr"; fflush("/dev/stderr") }'; then
+    say "go build of $label failed; last lines of $log:"; tail -40 "$log" >&2; return 1
+  fi
+}
 
 gomod_json() {  # module@version -> the JSON of `go mod download -json`
   go mod download -json "$1"
@@ -35,7 +46,7 @@ build_k8s() {
     return 0
   fi
   local t0; t0=$(stamp)
-  say "kubernetes $K8S_VERSION: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (cold build: 15-40 min on 2 cores)"
+  say "kubernetes $K8S_VERSION: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl (cold: about 5-10 min on 2 cores)"
   local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
   local sver="v0.${K8S_VERSION#v1.}"
   local w=$WORK/k8s-$K8S_VERSION
@@ -75,7 +86,9 @@ import (
 )
 GO
   say "  go mod tidy (downloads the dependency graph)"
-  go mod tidy
+  if ! go mod tidy > tidy.log 2>&1; then
+    say "go mod tidy failed:"; grep -v '^go: downloading' tidy.log | tail -30 >&2; return 1
+  fi
   local ldf="-s -w"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ldf+=" -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor"
@@ -85,7 +98,7 @@ GO
   mkdir -p "$out.tmp"
   for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
     say "  go build $cmd ($(( $(stamp) - t0 ))s so far)"
-    go build -p "$GOP" -trimpath -ldflags "$ldf" -o "$out.tmp/$cmd" "k8s.io/kubernetes/cmd/$cmd"
+    gobuild "$cmd" -p "$GOP" -trimpath -ldflags "$ldf" -o "$out.tmp/$cmd" "k8s.io/kubernetes/cmd/$cmd"
   done
   rm -rf "$out"; mv "$out.tmp" "$out"
   say "kubernetes $K8S_VERSION built in $(( $(stamp) - t0 ))s"
@@ -99,11 +112,13 @@ build_etcd() {
   local w=$WORK/etcd-$ETCD_VERSION
   rm -rf "$w"; mkdir -p "$w"; cd "$w"
   go mod init local.invalid/dabba-etcd-build >/dev/null 2>&1
-  go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" "go.etcd.io/etcd/etcdctl/v3@$ETCD_VERSION"
+  if ! go get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" "go.etcd.io/etcd/etcdctl/v3@$ETCD_VERSION" > get.log 2>&1; then
+    say "go get of etcd failed:"; tail -30 get.log >&2; return 1
+  fi
   mkdir -p "$out.tmp"
   local ldf="-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION"
-  go build -p "$GOP" -trimpath -ldflags "$ldf" -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3
-  go build -p "$GOP" -trimpath -ldflags "$ldf" -o "$out.tmp/etcdctl" go.etcd.io/etcd/etcdctl/v3
+  gobuild etcd -p "$GOP" -trimpath -ldflags "$ldf" -o "$out.tmp/etcd" go.etcd.io/etcd/server/v3
+  gobuild etcdctl -p "$GOP" -trimpath -ldflags "$ldf" -o "$out.tmp/etcdctl" go.etcd.io/etcd/etcdctl/v3
   rm -rf "$out"; mv "$out.tmp" "$out"
   say "etcd $ETCD_VERSION built in $(( $(stamp) - t0 ))s"
 }

@@ -537,7 +537,15 @@ def _start(cdir: Path, bins: Binaries, *, quiet: bool) -> Cluster:
         shutil.rmtree(cdir / sub, ignore_errors=True)
     ports = {
         n: free_port()
-        for n in ("etcd", "etcd_peer", "apiserver", "controller_manager", "scheduler", "prometheus")
+        for n in (
+            "etcd",
+            "etcd_peer",
+            "apiserver",
+            "controller_manager",
+            "scheduler",
+            "prometheus",
+            "simulator",
+        )
     }
     state = State(versions=dict(bins.v), ports=ports)
     _save_state(cdir, state)
@@ -696,6 +704,23 @@ def _start(cdir: Path, bins: Binaries, *, quiet: bool) -> Cluster:
         90,
     )
     started("prometheus", lambda: _http_ok(f"{state.prometheus_url}/-/ready"), 90)
+
+    # The traffic simulator plays the mesh data plane (see e2e/simulator); Prometheus scrapes it.
+    _spawn(
+        "simulator",
+        [
+            sys.executable,
+            "-m",
+            "simulator",
+            f"--kubeconfig={kubeconfig}",
+            f"--port={ports['simulator']}",
+        ],
+        cdir,
+        state,
+        env={"PYTHONPATH": str(HERE.parent)},
+    )
+    cluster.register_scrape_target("simulator", f"127.0.0.1:{ports['simulator']}")
+    started("simulator", lambda: _http_ok(f"http://127.0.0.1:{ports['simulator']}/metrics"), 30)
 
     nodes = "\n---\n".join(json.dumps(_node_manifest(i)) for i in range(NODE_COUNT))
     cluster.kubectl("apply", "-f", "-", input_text=nodes)
