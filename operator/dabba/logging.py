@@ -29,7 +29,11 @@ def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if render_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(),
+            # Never print frame locals: they can hold key material (SPEC §2.4).
+            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False),
+        )
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -48,5 +52,7 @@ def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Client libraries are chatty at debug; keep them at warning unless we debug ourselves.
-    for noisy in ("urllib3", "kubernetes", "asyncio", "aiohttp.access"):
+    # kopf.objects logs "Handler ... succeeded" for every watch event; dabba logs its own
+    # decisions, so keep kopf's per-object lines for warnings unless debugging.
+    for noisy in ("urllib3", "kubernetes", "asyncio", "aiohttp.access", "kopf.objects"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)

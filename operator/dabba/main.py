@@ -1,22 +1,30 @@
 """kopf registration and startup settings; imported by ``dabba run``.
 
-Handlers register themselves on import (``dabba.canary.handlers``, ``dabba.certs.handlers``
-arrive with their controllers). Settings are explicit rather than kopf's defaults, so an upgrade
+Importing this module registers every handler (``dabba.certs.handlers``, and the Canary
+controller's when it lands). Settings are explicit rather than kopf's defaults, so an upgrade
 of kopf cannot silently move where dabba keeps its bookkeeping.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
-from dabba.k8s import meta
+import dabba.certs.handlers  # noqa: F401 - registers the MeshCertificate handlers
+from dabba.clock import SystemClock
+from dabba.config import OperatorConfig
+from dabba.deps import Deps
+from dabba.k8s import meta, objects
+from dabba.k8s.client import clients
+from dabba.server import HealthServer
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Where kopf stores progress, which finalizer it uses, how it posts events and watches."""
     settings.persistence.finalizer = meta.FINALIZER
     # Annotations, not status: status belongs to dabba's own schema and is written last.
@@ -36,3 +44,52 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
+    # Daemons and sync handlers share one pool; certificates reconcile in worker threads.
+    settings.execution.max_workers = 16
+
+    config: OperatorConfig = memo.config
+    memo.deps = Deps(config=config, clients=clients(), clock=SystemClock())
+    if not config.standalone:
+        await asyncio.to_thread(_ensure_peering, memo.deps, config)
+    memo.ready = asyncio.Event()
+    memo.server = HealthServer(config.listen_host, config.metrics_port, memo.ready)
+    await memo.server.start()
+
+
+def _ensure_peering(deps: Deps, config: OperatorConfig) -> None:
+    """kopf does not create its peering object; without it replicas cannot see each other."""
+    custom = deps.clients.custom
+    body = {"metadata": {"name": config.peering_name}}
+    try:
+        if config.clusterwide:
+            custom.create_cluster_custom_object(
+                "kopf.dev",
+                "v1",
+                "clusterkopfpeerings",
+                {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", **body},
+            )
+        else:
+            for namespace in config.namespaces:
+                custom.create_namespaced_custom_object(
+                    "kopf.dev",
+                    "v1",
+                    namespace,
+                    "kopfpeerings",
+                    {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering", **body},
+                )
+    except ApiException as exc:
+        if exc.status != objects.CONFLICT:  # 409: it exists already, as it should
+            raise
+
+
+@kopf.on.startup()
+async def ready(memo: kopf.Memo, **_: Any) -> None:
+    """Registered last: every startup handler has run."""
+    memo.ready.set()
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    server: HealthServer | None = memo.get("server")
+    if server is not None:
+        await server.stop()

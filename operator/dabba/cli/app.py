@@ -102,9 +102,9 @@ def run(
         clusterwide=cfg.clusterwide,
         namespaces=cfg.namespaces,
         standalone=cfg.standalone,
-        peering_name=cfg.peering_name,
+        peering_name=None if cfg.standalone else cfg.peering_name,
         priority=cfg.priority,
-        liveness_endpoint=f"http://{cfg.listen_host}:{cfg.metrics_port}/healthz",
+        memo=kopf.Memo(config=cfg),
     )
 
 
