@@ -9,7 +9,7 @@ are watched only with dabba's label (SPEC §3: no watch on every Secret in the c
 from __future__ import annotations
 
 import asyncio
-import copy
+import functools
 from typing import Any
 
 import kopf
@@ -75,17 +75,19 @@ async def certificate(
     stop: asyncio.Future[None] = asyncio.ensure_future(_until(stopped))
     try:
         while not stopped:
-            snapshot = copy.deepcopy(dict(body))
-            waker.seen = _seen(snapshot)
+            waker.seen = _seen(dict(body))
             try:
                 outcome = await asyncio.to_thread(
                     reconcile.reconcile,
                     deps.clients,
-                    snapshot,
-                    deps.clock.now(),
+                    namespace,
+                    name,
                     state.budgets,
                     record,
                     deps.clock.now,
+                    # Set from the worker thread right after the write, before the watch
+                    # event of that write can arrive: the echo must not wake us again.
+                    functools.partial(setattr, waker, "written_resource_version"),
                 )
             except Exception:  # one bad object must not kill its daemon
                 telemetry.reconcile_errors.labels("MeshCertificate").inc()
@@ -94,8 +96,6 @@ async def certificate(
                 )
                 await waker.sleep(ERROR_RETRY, stop)
                 continue
-            if outcome.written_resource_version:
-                waker.written_resource_version = outcome.written_resource_version
             state.wakeups.depend(key, outcome.issuer_secret)
             delay = (
                 (outcome.next_wake - deps.clock.now()).total_seconds()

@@ -20,7 +20,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 from kubernetes.client.exceptions import ApiException
@@ -64,6 +64,10 @@ log = structlog.get_logger("dabba.certs")
 
 #: Even with nothing scheduled, look again this often (a safety net, not the mechanism).
 RESYNC = dt.timedelta(minutes=30)
+#: Per issuer: 500 back to back, then 100 per second (bench goal: 1,000 leaves at >= 100/s).
+ISSUER_BUDGET = IssuanceBudget(capacity=500, per_second=100.0)
+#: Per certificate: 5 back to back, then one per 10 s (a 60 s certificate renews every ~40 s).
+CERTIFICATE_BUDGET = IssuanceBudget(capacity=5, per_second=0.1)
 #: A write that lost a race (409) is retried after this long, without counting a failure.
 CONFLICT_RETRY = dt.timedelta(seconds=1)
 
@@ -75,19 +79,37 @@ class Recorder(Protocol):
 
 
 class Budgets:
-    """Per-issuer issuance budgets shared by all reconciles of this process (thread-safe)."""
+    """Issuance budgets shared by all reconciles of this process (thread-safe).
 
-    def __init__(self, template: IssuanceBudget | None = None) -> None:
+    Two token buckets must both grant an issuance: the issuer's, which paces a storm (a CA
+    rotation re-issuing every leaf at once), and the certificate's own, which stops a loop
+    (something rewriting one Secret forever) from spending the issuer's budget.
+    """
+
+    def __init__(
+        self,
+        issuer: IssuanceBudget = ISSUER_BUDGET,
+        certificate: IssuanceBudget = CERTIFICATE_BUDGET,
+    ) -> None:
         self._lock = threading.Lock()
-        self._budgets: Mapping[str, IssuanceBudget] = {}
-        self._template = template
+        self._issuers: Mapping[str, IssuanceBudget] = {}
+        self._certificates: Mapping[str, IssuanceBudget] = {}
+        self._issuer_template, self._certificate_template = issuer, certificate
 
-    def spend(self, issuer_key: str, now: dt.datetime) -> dt.datetime | None:
-        """Take one issuance; None if granted, else when to try again."""
+    def spend(self, issuer_key: str, certificate_key: str, now: dt.datetime) -> dt.datetime | None:
+        """Take one issuance from both budgets; None if granted, else when to try again."""
         with self._lock:
-            decision = spend(self._budgets, issuer_key, now, template=self._template)
-            self._budgets = decision.budgets
-            return decision.retry_at
+            mine = spend(
+                self._certificates, certificate_key, now, template=self._certificate_template
+            )
+            if not mine.granted:
+                self._certificates = mine.budgets
+                return mine.retry_at
+            theirs = spend(self._issuers, issuer_key, now, template=self._issuer_template)
+            if not theirs.granted:
+                return theirs.retry_at  # the certificate's token is not spent either
+            self._certificates, self._issuers = mine.budgets, theirs.budgets
+            return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,15 +139,24 @@ def _earliest(*times: dt.datetime | None) -> dt.datetime | None:
 
 def reconcile(  # noqa: PLR0912, PLR0915 - one linear story, split it and the story is lost
     k: Clients,
-    body: Mapping[str, Any],
-    now: dt.datetime,
+    namespace: str,
+    name: str,
     budgets: Budgets,
     record: Recorder,
     clock: Callable[[], dt.datetime],
+    on_secret_written: Callable[[str], None] = lambda _: None,
 ) -> Outcome:
-    """Bring one MeshCertificate's Secret and status up to date."""
+    """Bring one MeshCertificate's Secret and status up to date.
+
+    The object is read fresh: kopf's live body can lag behind our own status write, and
+    deciding from a stale status would write an older revision back over a newer one.
+    """
+    body = objects.get_custom(k, meta.MESHCERT_PLURAL, namespace, name)
+    if body is None:
+        return Outcome(next_wake=None, issuer_secret=None)
+    now = clock()
     md = body["metadata"]
-    name, namespace, uid = md["name"], md["namespace"], md["uid"]
+    uid = md["uid"]
     generation = md.get("generation")
     old = MeshCertificateStatus.from_k8s(body.get("status"))
     bound = log.bind(kind="MeshCertificate", namespace=namespace, name=name)
@@ -215,7 +246,7 @@ def reconcile(  # noqa: PLR0912, PLR0915 - one linear story, split it and the st
         budget_key = spec.issuer_ref.key if spec.issuer_ref else f"self/{namespace}/{name}"
         if retry_at is not None and now < retry_at:
             next_wake = retry_at
-        elif (budget_retry := budgets.spend(budget_key, now)) is not None:
+        elif (budget_retry := budgets.spend(budget_key, f"{namespace}/{name}", now)) is not None:
             bound.info(
                 "issuance budget exhausted; waiting",
                 issuer=budget_key,
@@ -244,6 +275,7 @@ def reconcile(  # noqa: PLR0912, PLR0915 - one linear story, split it and the st
                     owner=body,
                     existing=g.secret,
                 )
+                on_secret_written(written_rv)
             except ApiException as exc:
                 if exc.status == objects.CONFLICT:
                     bound.info("Secret changed while issuing; deciding again")

@@ -1,0 +1,67 @@
+"""Helpers shared by the e2e tests: the operator handle, reading Secrets and Events, PromQL."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import subprocess
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+
+@dataclasses.dataclass
+class Operator:
+    proc: subprocess.Popen[bytes]
+    log: Path
+    url: str
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as resp:  # noqa: S310
+            return str(resp.read().decode())
+
+    def metric(self, series: str, /, **labels: str) -> float | None:
+        """The value of one sample on /metrics, or None."""
+        for line in self.metrics().splitlines():
+            if line.startswith(series + "{") and _labels_match(line, labels):
+                return float(line.rsplit(" ", 1)[1])
+            if not labels and line.startswith(series + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+
+def _labels_match(line: str, labels: dict[str, str]) -> bool:
+    return all(f'{k}="{v}"' in line for k, v in labels.items())
+
+
+def secret_data(api: client.ApiClient, namespace: str, name: str) -> dict[str, bytes] | None:
+    try:
+        secret = client.CoreV1Api(api).read_namespaced_secret(name, namespace)
+    except client.exceptions.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return {k: base64.b64decode(v) for k, v in (secret.data or {}).items()}
+
+
+def events_for(api: client.ApiClient, namespace: str, name: str) -> list[dict[str, Any]]:
+    resp = client.CoreV1Api(api).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={name}", _preload_content=False
+    )
+    items: list[dict[str, Any]] = json.loads(resp.data)["items"]
+    return items
+
+
+def custom(api: client.ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api)
+
+
+def prom_value(prometheus: str, promql: str) -> float | None:
+    url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback Prometheus
+        result = json.load(resp)["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
