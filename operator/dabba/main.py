@@ -14,6 +14,7 @@ from typing import Any
 import kopf
 from kubernetes.client.exceptions import ApiException
 
+import dabba.canary.handlers
 import dabba.certs.handlers  # noqa: F401 - registers the MeshCertificate handlers
 from dabba.clock import SystemClock
 from dabba.config import OperatorConfig

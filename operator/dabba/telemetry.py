@@ -112,3 +112,13 @@ def forget_certificate(namespace: str, name: str) -> None:
     for gauge in (cert_not_after, cert_not_before, cert_renewal, cert_ready):
         with contextlib.suppress(KeyError):
             gauge.remove(namespace, name)
+
+
+def forget_canary(namespace: str, name: str) -> None:
+    """Drop the series of a deleted Canary."""
+    with contextlib.suppress(KeyError):
+        canary_weight.remove(namespace, name)
+    for phase in list(canary_phase._metrics):
+        if phase[:2] == (namespace, name):
+            with contextlib.suppress(KeyError):
+                canary_phase.remove(*phase)

@@ -46,14 +46,14 @@ class Wakeups:
     def __init__(self) -> None:
         self._wakers: dict[Key, Waker] = {}
         self._dependents: defaultdict[Key, set[Key]] = defaultdict(set)
-        self._depends_on: dict[Key, Key] = {}
+        self._depends_on: dict[Key, set[Key]] = {}
 
     def register(self, key: Key) -> Waker:
         return self._wakers.setdefault(key, Waker())
 
     def unregister(self, key: Key) -> None:
         self._wakers.pop(key, None)
-        self.depend(key, None)
+        self.depend(key)
 
     def get(self, key: Key) -> Waker | None:
         return self._wakers.get(key)
@@ -65,16 +65,16 @@ class Wakeups:
         waker.event.set()
         return True
 
-    def depend(self, key: Key, on: Key | None) -> None:
-        """Record that ``key`` must be woken when ``on`` changes (None: nothing)."""
-        previous = self._depends_on.pop(key, None)
-        if previous is not None:
+    def depend(self, key: Key, *on: Key) -> None:
+        """Record that ``key`` must be woken when any of ``on`` changes (none: nothing)."""
+        for previous in self._depends_on.pop(key, set()):
             self._dependents[previous].discard(key)
             if not self._dependents[previous]:
                 del self._dependents[previous]
-        if on is not None:
-            self._depends_on[key] = on
-            self._dependents[on].add(key)
+        if on:
+            self._depends_on[key] = set(on)
+            for target in on:
+                self._dependents[target].add(key)
 
     def poke_dependents(self, on: Key) -> int:
         return sum(self.poke(k) for k in list(self._dependents.get(on, ())))

@@ -96,7 +96,7 @@ async def certificate(
                 )
                 await waker.sleep(ERROR_RETRY, stop)
                 continue
-            state.wakeups.depend(key, outcome.issuer_secret)
+            state.wakeups.depend(key, *([outcome.issuer_secret] if outcome.issuer_secret else []))
             delay = (
                 (outcome.next_wake - deps.clock.now()).total_seconds()
                 if outcome.next_wake

@@ -19,3 +19,13 @@ FINALIZER: Final = f"{GROUP}/finalizer"
 KOPF_ANNOTATION_PREFIX: Final = GROUP
 #: Default name of the kopf peering object used for leader election between replicas.
 PEERING_NAME: Final = "dabba"
+
+# -- manual controls set by the CLI (`dabba canary promote|abort|retry|pause|resume`) ------
+#: Request ids: the value (an RFC 3339 time) identifies one request, acted on once.
+CANARY_PROMOTE_ANNOTATION: Final = f"{GROUP}/promote"
+CANARY_ABORT_ANNOTATION: Final = f"{GROUP}/abort"
+CANARY_RETRY_ANNOTATION: Final = f"{GROUP}/retry"
+#: A level: present (any value) means paused; `resume` removes it.
+CANARY_PAUSE_ANNOTATION: Final = f"{GROUP}/paused"
+#: `dabba cert renew`: the time of the request; served by the next certificate issued after it.
+CERT_RENEW_ANNOTATION: Final = f"{GROUP}/renew-requested-at"

@@ -7,9 +7,39 @@ error with a message), so nothing above this package handles HTTP or PromQL erro
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Protocol
 
-from dabba.canary.analysis import QueryResult
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """What one query returned: a value, no data (``value is None``), or an error."""
+
+    value: float | None = None
+    error: str | None = None
+
+    @classmethod
+    def ok(cls, value: float) -> QueryResult:
+        """A scalar came back (it may still be NaN or infinite)."""
+        return cls(value=value)
+
+    @classmethod
+    def no_data(cls) -> QueryResult:
+        """The query ran and matched nothing (empty vector)."""
+        return cls()
+
+    @classmethod
+    def failed(cls, error: str) -> QueryResult:
+        """The query could not run: Prometheus down, invalid query, several series."""
+        return cls(error=error)
+
+    @property
+    def finite(self) -> float | None:
+        """The value when it is a real number, else ``None`` (no data, NaN, ±Inf)."""
+        if self.value is None or not math.isfinite(self.value):
+            return None
+        return self.value
 
 
 class MetricsProvider(Protocol):

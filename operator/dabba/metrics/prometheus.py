@@ -19,7 +19,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
-from dabba.canary.analysis import QueryResult
+from dabba.metrics import QueryResult
 
 #: Per-query timeout, seconds: a tick must not hang on a slow Prometheus.
 TIMEOUT = 10.0

@@ -1,0 +1,160 @@
+"""kopf adapters for Canaries: one daemon per Canary, woken by what concerns it.
+
+The daemon evaluates (in a worker thread) and sleeps until the state machine's requeue time
+— the next tick, a readiness poll — or until poked: the Canary's spec or control annotations
+changed, or its target or primary Deployment changed (a new revision starts at once, not at
+the next poll). Status holds everything a run needs, so a restarted operator resumes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import kopf
+import structlog
+
+from dabba import telemetry
+from dabba.canary import reconcile
+from dabba.deps import Deps
+from dabba.k8s import meta
+from dabba.metrics.prometheus import PrometheusProvider
+from dabba.wakeups import Wakeups
+
+log = structlog.get_logger("dabba.canary")
+
+#: Shortest sleep between two evaluations of one Canary (a burst of pokes is one wake).
+MIN_SLEEP = 0.2
+#: After an unexpected error, look again after this long.
+ERROR_RETRY = 5.0
+
+
+class CanaryState:
+    """Process-wide state of the Canary controller (in ``memo.canaries``)."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.wakeups = Wakeups()
+        self.providers = reconcile.Providers(deps.config.prometheus_url, PrometheusProvider)
+
+
+def _state(memo: kopf.Memo) -> CanaryState:
+    if "canaries" not in memo:
+        memo.canaries = CanaryState(memo.deps)
+    state: CanaryState = memo.canaries
+    return state
+
+
+def _seen(body: kopf.Body) -> tuple[object, ...]:
+    md = body.get("metadata", {})
+    annotations = md.get("annotations") or {}
+    controls = tuple(
+        annotations.get(a)
+        for a in (
+            meta.CANARY_PROMOTE_ANNOTATION,
+            meta.CANARY_ABORT_ANNOTATION,
+            meta.CANARY_RETRY_ANNOTATION,
+            meta.CANARY_PAUSE_ANNOTATION,
+        )
+    )
+    return (md.get("generation"), *controls)
+
+
+async def _until(stopped: kopf.DaemonStopped) -> None:
+    await stopped.wait()
+
+
+@kopf.daemon(meta.GROUP, meta.VERSION, meta.CANARY_PLURAL, cancellation_timeout=10.0)
+async def canary(
+    body: kopf.Body,
+    name: str,
+    namespace: str | None,
+    memo: kopf.Memo,
+    stopped: kopf.DaemonStopped,
+    **_: Any,
+) -> None:
+    """Drive one Canary for as long as it exists."""
+    if namespace is None:
+        return
+    deps: Deps = memo.deps
+    state = _state(memo)
+    key = (namespace, name)
+    waker = state.wakeups.register(key)
+
+    def record(type_: str, reason: str, message: str) -> None:
+        kopf.event(body, type=type_, reason=reason, message=message)
+
+    stop: asyncio.Future[None] = asyncio.ensure_future(_until(stopped))
+    try:
+        while not stopped:
+            waker.seen = _seen(body)
+            try:
+                outcome = await asyncio.to_thread(
+                    reconcile.evaluate,
+                    deps.clients,
+                    namespace,
+                    name,
+                    state.providers,
+                    deps.clock.now,
+                    record,
+                )
+            except Exception:  # one bad Canary must not kill its daemon
+                telemetry.reconcile_errors.labels("Canary").inc()
+                log.exception("evaluation failed", kind="Canary", namespace=namespace, name=name)
+                await waker.sleep(ERROR_RETRY, stop)
+                continue
+            if outcome.target:
+                state.wakeups.depend(
+                    key, (namespace, outcome.target), (namespace, f"{outcome.target}-primary")
+                )
+            delay = outcome.requeue_after if outcome.requeue_after is not None else 60.0
+            await waker.sleep(max(delay, MIN_SLEEP), stop)
+    finally:
+        stop.cancel()
+        state.wakeups.unregister(key)
+
+
+@kopf.on.event(meta.GROUP, meta.VERSION, meta.CANARY_PLURAL)
+async def canary_changed(
+    body: kopf.Body, namespace: str | None, name: str, type: str, memo: kopf.Memo, **_: Any
+) -> None:
+    """Wake the daemon on spec or control-annotation changes (not on our status writes)."""
+    if namespace is None or type == "DELETED":
+        return
+    waker = _state(memo).wakeups.get((namespace, name))
+    if waker is not None and waker.seen != _seen(body):
+        waker.event.set()
+
+
+@kopf.on.event("apps", "v1", "deployments")
+async def deployment_changed(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
+    """A target or primary Deployment changed: wake the Canaries that use it."""
+    if namespace is not None:
+        _state(memo).wakeups.poke_dependents((namespace, name))
+
+
+# Not optional: the finalizer lets revertOnDeletion run before the object disappears.
+@kopf.on.delete(meta.GROUP, meta.VERSION, meta.CANARY_PLURAL)
+async def canary_deleted(
+    namespace: str | None, name: str, memo: kopf.Memo, body: kopf.Body, **_: Any
+) -> None:
+    """Terminating: with ``revertOnDeletion`` give back the routing and the target's scale."""
+    if namespace is None:
+        return
+    if not body.get("spec", {}).get("revertOnDeletion"):
+        telemetry.forget_canary(namespace, name)
+        return
+    deps: Deps = memo.deps
+
+    def record(type_: str, reason: str, message: str) -> None:
+        kopf.event(body, type=type_, reason=reason, message=message)
+
+    await asyncio.to_thread(
+        reconcile.evaluate,
+        deps.clients,
+        namespace,
+        name,
+        _state(memo).providers,
+        deps.clock.now,
+        record,
+    )
+    telemetry.forget_canary(namespace, name)
