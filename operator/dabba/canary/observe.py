@@ -13,13 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from dabba.canary import webhooks, workloads
-from dabba.metrics import QueryResult
 from dabba.canary.model import CanarySpec, CanaryStatus, parse_time
 from dabba.canary.routers import TrafficRouter
 from dabba.canary.state_machine import Controls, Observation, Plan, WebhookResult
 from dabba.k8s import meta
 from dabba.k8s.client import Clients
-from dabba.metrics import MetricsProvider
+from dabba.metrics import MetricsProvider, QueryResult
 
 
 @dataclasses.dataclass(frozen=True)
