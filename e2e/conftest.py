@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,11 +15,6 @@ from e2ekit import Operator
 from localcluster import cluster as lc
 
 DABBA = Path(sys.executable).parent / "dabba"
-
-
-def _healthy(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback
-        return bool(resp.status == 200)
 
 
 @pytest.fixture(scope="session")
@@ -39,21 +33,23 @@ def operator(cluster: lc.Cluster, tmp_path_factory: pytest.TempPathFactory) -> I
         "--log-level=info",
     ]
     env = {**os.environ, **cluster.env(), "DABBA_PROMETHEUS_URL": cluster.prometheus_url}
-    with log.open("ab") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-    op = Operator(proc=proc, log=log, url=f"http://127.0.0.1:{port}")
+    op = Operator(
+        proc=None,
+        log=log,
+        url=f"http://127.0.0.1:{port}",  # type: ignore[arg-type]
+        argv=argv,
+        env=env,
+    )
+    op.start()
     try:
         lc.wait_for(
-            "the operator's /healthz",
-            lambda: _healthy(f"{op.url}/healthz"),
-            60,
-            on_fail=lambda: log.read_text()[-4000:],
+            "the operator's /healthz", op.healthy, 60, on_fail=lambda: log.read_text()[-4000:]
         )
         yield op
     finally:
-        proc.send_signal(signal.SIGTERM)
+        op.proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(timeout=30)
+            op.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            op.proc.kill()
+            op.proc.wait()

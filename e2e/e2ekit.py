@@ -16,9 +16,31 @@ from kubernetes import client
 
 @dataclasses.dataclass
 class Operator:
+    """The operator under test: a `dabba run` process, restartable by the tests."""
+
     proc: subprocess.Popen[bytes]
     log: Path
     url: str
+    argv: list[str] = dataclasses.field(default_factory=list)
+    env: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, no graceful shutdown — a crash."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as resp:  # noqa: S310
+                return bool(resp.status == 200)
+        except OSError:
+            return False
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as resp:  # noqa: S310

@@ -23,10 +23,13 @@ def _healthz(url: str) -> bool:
         return bool(resp.status == 200)
 
 
-@pytest.mark.parametrize("scope", [["-A"], ["-n", "default"]], ids=["all namespaces", "one ns"])
+@pytest.mark.parametrize("all_namespaces", [True, False], ids=["all namespaces", "one ns"])
 def test_dabba_run_serves_healthz_and_exits_on_sigterm(
-    cluster: lc.Cluster, tmp_path: Path, scope: list[str]
+    cluster: lc.Cluster, tmp_path: Path, namespace: str, all_namespaces: bool
 ) -> None:
+    # -A on a shared test cluster also handles other tests' deliberately broken objects, so
+    # only the single-namespace run (an empty namespace) must log no error at all.
+    scope = ["-A"] if all_namespaces else ["-n", namespace]
     port = lc.free_port()
     log = tmp_path / "operator.log"
     with log.open("w") as out:
@@ -58,4 +61,5 @@ def test_dabba_run_serves_healthz_and_exits_on_sigterm(
             proc.kill()
             proc.wait()
     text = log.read_text()
-    assert '"level": "error"' not in text, text[-3000:]
+    if not all_namespaces:
+        assert '"level": "error"' not in text, text[-3000:]

@@ -12,6 +12,9 @@ import sys
 import click
 
 from dabba import __version__
+from dabba.cli.canary import canary as canary_group
+from dabba.cli.cert import cert as cert_group
+from dabba.cli.status import status as status_command
 from dabba.errors import ConfigError
 
 
@@ -106,6 +109,12 @@ def run(
         priority=cfg.priority,
         memo=kopf.Memo(config=cfg),
     )
+
+
+# The inspection and control commands; their modules import no kopf, so they start fast.
+cli.add_command(status_command)
+cli.add_command(canary_group)
+cli.add_command(cert_group)
 
 
 def main() -> None:
