@@ -106,7 +106,12 @@ def wait_phase(
 
 
 def release(api: client.ApiClient, namespace: str, name: str, image: str, **behaviour: str) -> None:
-    """A new revision: a new image, and how the simulator should make it behave."""
+    """A new revision: a new image, and how the simulator should make it behave.
+
+    Returns once the Canary has picked the revision up, so a following wait for a final
+    phase cannot see the previous run's.
+    """
+    before = status(api, namespace, name).get("revision")
     annotations = _annotations({"error_rate": "0", "latency_ms": "20", "rps": "50", **behaviour})
     template = {
         "metadata": {"annotations": annotations},
@@ -114,6 +119,11 @@ def release(api: client.ApiClient, namespace: str, name: str, image: str, **beha
     }
     client.AppsV1Api(api).patch_namespaced_deployment(
         name, namespace, {"spec": {"template": template}}
+    )
+    lc.wait_for(
+        f"Canary {name} to pick up {image}",
+        lambda: status(api, namespace, name).get("revision") not in (None, before),
+        30,
     )
 
 

@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubernetes import client, config
@@ -53,6 +54,69 @@ def snapshot(api: client.ApiClient) -> Snapshot:
     )
 
 
+CONTROLLER = "dabba.io/traffic-simulator"
+
+
+def accept_routes(api: client.ApiClient, routes: Sequence[Mapping[str, Any]]) -> int:
+    """Play the Gateway API implementation: mark each HTTPRoute Accepted for its generation.
+
+    A real mesh or gateway controller does this once it has programmed the route; dabba's
+    Gateway API router waits for it before trusting a weight, so the simulator must too.
+    """
+    patched = 0
+    for route in routes:
+        md = route["metadata"]
+        generation = md.get("generation")
+        parents = route.get("spec", {}).get("parentRefs") or []
+        current = route.get("status", {}).get("parents") or []
+        if (
+            parents
+            and len(current) == len(parents)
+            and all(
+                any(
+                    c.get("type") == "Accepted"
+                    and c.get("status") == "True"
+                    and c.get("observedGeneration") == generation
+                    for c in p.get("conditions", [])
+                )
+                for p in current
+            )
+        ):
+            continue
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        conditions = [
+            {
+                "type": kind,
+                "status": "True",
+                "reason": kind,
+                "message": "programmed by the traffic simulator",
+                "observedGeneration": generation,
+                "lastTransitionTime": now,
+            }
+            for kind in ("Accepted", "ResolvedRefs")
+        ]
+        status = {
+            "parents": [
+                {"parentRef": ref, "controllerName": CONTROLLER, "conditions": conditions}
+                for ref in parents
+            ]
+        }
+        try:
+            client.CustomObjectsApi(api).patch_namespaced_custom_object_status(
+                "gateway.networking.k8s.io",
+                "v1",
+                md["namespace"],
+                "httproutes",
+                md["name"],
+                {"status": status},
+            )
+            patched += 1
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+    return patched
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m simulator")
     parser.add_argument("--kubeconfig", required=True)
@@ -76,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             snap = snapshot(api)
             current = flows(snap)
+            accept_routes(api, snap.httproutes)
             collector.forget(
                 {(d["metadata"]["namespace"], d["metadata"]["name"]) for d in snap.deployments}
             )

@@ -103,11 +103,8 @@ class TrafficCollector(Collector):
             "Latency (Linkerd format)",
             labels=["namespace", "deployment", "direction"],
         )
-        envoy = CounterMetricFamily(
-            "envoy_cluster_upstream_rq",
-            "Requests (Envoy format)",
-            labels=["envoy_cluster_name", "envoy_response_code"],
-        )
+        # Envoy names this counter without the "_total" suffix prometheus_client would add.
+        envoy = Metric("envoy_cluster_upstream_rq", "Requests (Envoy format)", "counter")
         envoy_h = HistogramMetricFamily(
             "envoy_cluster_upstream_rq_time", "Latency (Envoy)", labels=["envoy_cluster_name"]
         )
@@ -128,7 +125,11 @@ class TrafficCollector(Collector):
                     ],
                     value,
                 )
-                envoy.add_metric([cluster, code], value)
+                envoy.add_sample(
+                    "envoy_cluster_upstream_rq",
+                    {"envoy_cluster_name": cluster, "envoy_response_code": code},
+                    value,
+                )
             istio_h.add_metric(["destination", ns, deployment, fqdn, backend], buckets, s.sum_ms)
             linkerd_h.add_metric([ns, deployment, "inbound"], buckets, s.sum_ms)
             envoy_h.add_metric([cluster], buckets, s.sum_ms)

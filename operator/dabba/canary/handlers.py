@@ -16,6 +16,7 @@ import structlog
 
 from dabba import telemetry
 from dabba.canary import reconcile
+from dabba.config import OperatorConfig
 from dabba.deps import Deps
 from dabba.k8s import meta
 from dabba.metrics.prometheus import PrometheusProvider
@@ -32,14 +33,19 @@ ERROR_RETRY = 5.0
 class CanaryState:
     """Process-wide state of the Canary controller (in ``memo.canaries``)."""
 
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, config: OperatorConfig) -> None:
         self.wakeups = Wakeups()
-        self.providers = reconcile.Providers(deps.config.prometheus_url, PrometheusProvider)
+        self.providers = reconcile.Providers(config.prometheus_url, PrometheusProvider)
+
+
+@kopf.on.startup()
+def canaries_startup(memo: kopf.Memo, **_: Any) -> None:
+    # Created at startup, in the global memo: kopf hands each object a shallow copy of it,
+    # so state created later inside one object's handler would be invisible to the others.
+    memo.canaries = CanaryState(memo.config)
 
 
 def _state(memo: kopf.Memo) -> CanaryState:
-    if "canaries" not in memo:
-        memo.canaries = CanaryState(memo.deps)
     state: CanaryState = memo.canaries
     return state
 

@@ -23,7 +23,16 @@ ORIGINAL_ANNOTATION = "dabba.io/original-configuration"
 
 
 class TrafficRouter(Protocol):
-    """What the Canary controller needs from a routing implementation."""
+    """What the Canary controller needs from a routing implementation.
+
+    Objects a router creates carry the label ``dabba.io/canary: <canary>`` and an
+    ownerReference to the Canary; objects it adopts carry the label and
+    ``ORIGINAL_ANNOTATION`` but no ownerReference, so they outlive the Canary. Errors:
+    ``SpecError`` when the object is labelled for another Canary; ``RouteNotFoundError``
+    (a ``LookupError``, from ``routers._shared``) when ``set_weights`` finds no object that
+    ``ensure`` created or adopted; ``ValueError`` from the kubernetes router for any split
+    other than 100/0 and 0/100. Each module's docstring shows the objects it writes.
+    """
 
     def ensure(self, spec: CanarySpec, owner: Mapping[str, Any]) -> None:
         """Create the routing object(s), or adopt existing ones, without changing a split
