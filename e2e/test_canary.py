@@ -518,3 +518,92 @@ def test_abort_rolls_back_at_once(
     assert live_weights(k8s_api, "istio", namespace, name) == (100, 0)
     assert primary_image(k8s_api, namespace, name).endswith("podinfo:1")
     assert final.get("lastFailedRevision") == final["revision"]
+
+
+# --------------------------------------------------------------------------------------------
+# HPA, adoption and deletion
+
+
+def test_hpa_is_mirrored_for_the_primary(
+    k8s_api: client.ApiClient, namespace: str, operator: Operator
+) -> None:
+    name = "scaled"
+    client.AppsV1Api(k8s_api).create_namespaced_deployment(namespace, deployment(name))
+    client.AutoscalingV2Api(k8s_api).create_namespaced_horizontal_pod_autoscaler(
+        namespace,
+        client.V2HorizontalPodAutoscaler(
+            metadata=client.V1ObjectMeta(name=name),
+            spec=client.V2HorizontalPodAutoscalerSpec(
+                scale_target_ref=client.V2CrossVersionObjectReference(
+                    api_version="apps/v1", kind="Deployment", name=name
+                ),
+                min_replicas=2,
+                max_replicas=5,
+            ),
+        ),
+    )
+    custom(k8s_api).create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, canary_body(name, "istio")
+    )
+    wait_phase(k8s_api, namespace, name, "Initialized", timeout=60)
+    hpa = client.AutoscalingV2Api(k8s_api).read_namespaced_horizontal_pod_autoscaler(
+        f"{name}-primary", namespace
+    )
+    assert hpa.spec.scale_target_ref.name == f"{name}-primary"
+    assert (hpa.spec.min_replicas, hpa.spec.max_replicas) == (2, 5)
+
+
+def test_deleting_with_revert_restores_the_users_routing_and_scale(
+    k8s_api: client.ApiClient, namespace: str, operator: Operator
+) -> None:
+    name = "adopted"
+    original = {
+        "hosts": [name],
+        "http": [{"timeout": "3s", "route": [{"destination": {"host": name}}]}],
+    }
+    custom(k8s_api).create_namespaced_custom_object(
+        "networking.istio.io",
+        "v1",
+        namespace,
+        "virtualservices",
+        {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": name},
+            "spec": original,
+        },
+    )
+    client.AppsV1Api(k8s_api).create_namespaced_deployment(namespace, deployment(name))
+    client.CoreV1Api(k8s_api).create_namespaced_service(
+        namespace,
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name=name),
+            spec=client.V1ServiceSpec(
+                selector={"app": name}, ports=[client.V1ServicePort(port=9898)]
+            ),
+        ),
+    )
+    body = canary_body(name, "istio")
+    body["spec"]["revertOnDeletion"] = True
+    custom(k8s_api).create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+    wait_phase(k8s_api, namespace, name, "Initialized", timeout=60)
+    assert replicas(k8s_api, namespace, name) == 0
+    assert live_weights(k8s_api, "istio", namespace, name) == (100, 0)
+
+    custom(k8s_api).delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+
+    def gone() -> bool:
+        try:
+            get(k8s_api, namespace, name)
+        except client.exceptions.ApiException as exc:
+            return exc.status == 404
+        return False
+
+    lc.wait_for("the Canary to be gone", gone, 30)
+    vs = custom(k8s_api).get_namespaced_custom_object(
+        "networking.istio.io", "v1", namespace, "virtualservices", name
+    )
+    assert vs["spec"] == original, "the adopted VirtualService is given back as it was"
+    assert replicas(k8s_api, namespace, name) == 2, "the target serves again"
+    selector = client.CoreV1Api(k8s_api).read_namespaced_service(name, namespace).spec.selector
+    assert selector == {"app": name}, "the apex Service selects the user's pods again"

@@ -1,7 +1,9 @@
 """pytest fixtures over the local control plane (the same code as ``make cluster-up``).
 
-``cluster`` reuses a running cluster or starts one, and stops only what it started itself.
-Set ``DABBA_KEEP_CLUSTER=1`` to leave a cluster started by the tests running afterwards.
+``cluster`` reuses a running cluster or starts one. A cluster the tests started is stopped at
+the end on CI (``CI`` set) or with ``DABBA_STOP_CLUSTER=1``; on a developer's machine it keeps
+running, so the next run starts in seconds and two test sessions never pull the cluster from
+under each other (``make cluster-down`` stops it).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ def cluster() -> Iterator[lc.Cluster]:
     c = running or lc.up()
     lc.install_crds(c)  # the CRDs in the work tree may be newer than the running cluster's
     yield c
-    if running is None and os.environ.get("DABBA_KEEP_CLUSTER") != "1":
+    stop = os.environ.get("DABBA_STOP_CLUSTER") == "1" or bool(os.environ.get("CI"))
+    if running is None and stop:
         lc.down()
 
 

@@ -6,6 +6,7 @@ table-tested; ``dabba run`` turns a ``ConfigError`` into a one-line message and 
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -85,11 +86,16 @@ def parse(
         if standalone is not None
         else env.get("DABBA_STANDALONE", "") in ("1", "true", "yes")
     )
-    prio_raw = priority or env.get("DABBA_PRIORITY") or "0"
-    try:
-        prio = int(prio_raw)
-    except ValueError:
-        raise ConfigError(f"priority must be an integer, got {prio_raw!r}") from None
+    prio_raw = priority or env.get("DABBA_PRIORITY")
+    if prio_raw is None:
+        # kopf pauses *every* replica when two live peers share a priority, so replicas of
+        # one Deployment must differ: a random one makes the highest live replica the leader.
+        prio = 1 + secrets.randbelow(2**31 - 1)
+    else:
+        try:
+            prio = int(prio_raw)
+        except ValueError:
+            raise ConfigError(f"priority must be an integer, got {prio_raw!r}") from None
 
     return OperatorConfig(
         clusterwide=clusterwide,

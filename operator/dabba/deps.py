@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import dataclasses
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
 
 from dabba.clock import Clock
 from dabba.config import OperatorConfig
 from dabba.k8s.client import Clients
+
+
+def _in_context(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> Callable[[], R]:
+    # As asyncio.to_thread does: the worker sees the caller's contextvars (kopf.event needs
+    # its settings and event queue from them).
+    ctx = contextvars.copy_context()
+    return functools.partial(ctx.run, fn, *args, **kwargs)
+
+
+class Stopping(Exception):  # noqa: N818 - a signal, not an error
+    """The operator (or this object's daemon) is stopping."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -14,3 +35,34 @@ class Deps:
     config: OperatorConfig
     clients: Clients
     clock: Clock
+    #: Worker threads for reconciles (the kubernetes client and key generation block). Ours,
+    #: not asyncio's default pool, so shutdown can drop queued work instead of running it all.
+    executor: ThreadPoolExecutor = dataclasses.field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="dabba")
+    )
+
+    async def run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run ``fn`` in a worker thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, _in_context(fn, *args, **kwargs))
+
+    async def run_until(
+        self, stop: asyncio.Future[None], fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """Like :meth:`run`, but give up waiting when ``stop`` completes (raises Stopping).
+
+        A reconcile already running in its thread finishes there (it is idempotent and ends
+        with a complete write); one still queued is cancelled and never starts.
+        """
+        loop = asyncio.get_running_loop()
+        work = loop.run_in_executor(self.executor, _in_context(fn, *args, **kwargs))
+        waiting: set[asyncio.Future[Any]] = {work, stop}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if not work.done():
+            work.cancel()
+            raise Stopping
+        return work.result()
+
+    def shutdown(self) -> None:
+        """Let running reconciles finish (each is bounded by API timeouts), drop queued ones."""
+        self.executor.shutdown(wait=False, cancel_futures=True)

@@ -23,6 +23,9 @@ from dabba.k8s import meta, objects
 from dabba.k8s.client import clients
 from dabba.server import HealthServer
 
+#: Seconds a peering record stays valid without a keep-alive (kopf's default is 60).
+PEERING_LIFETIME = 20
+
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
@@ -45,6 +48,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
+    # A replica that dies without saying goodbye is considered gone after this long, and a
+    # standby takes over: keep-alives every 10-15 s, so takeover happens within ~20 s.
+    settings.peering.lifetime = PEERING_LIFETIME
     # Daemons and sync handlers share one pool; certificates reconcile in worker threads.
     settings.execution.max_workers = 16
 
@@ -91,6 +97,9 @@ async def ready(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    deps: Deps | None = memo.get("deps")
+    if deps is not None:
+        deps.shutdown()
     server: HealthServer | None = memo.get("server")
     if server is not None:
         await server.stop()

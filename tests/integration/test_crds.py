@@ -95,16 +95,27 @@ def _create(
 def _put_status(
     api: client.CustomObjectsApi, namespace: str, plural: str, status: dict[str, Any]
 ) -> dict[str, Any]:
-    """Replace the status with PUT (a merge patch would drop the nulls we want to store)."""
-    obj = cast(
-        dict[str, Any],
-        api.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, NAMES[plural]),
-    )
-    obj["status"] = status
-    replaced = api.replace_namespaced_custom_object_status(
-        GROUP, VERSION, namespace, plural, NAMES[plural], obj
-    )
-    return cast(dict[str, Any], replaced)
+    """Replace the status with PUT (a merge patch would drop the nulls we want to store).
+
+    Retried on 409: an operator running against the same cluster may touch the object
+    (finalizer, annotations) between our read and our write.
+    """
+    for attempt in range(5):
+        obj = cast(
+            dict[str, Any],
+            api.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, NAMES[plural]),
+        )
+        obj["status"] = status
+        try:
+            replaced = api.replace_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, plural, NAMES[plural], obj
+            )
+        except ApiException as exc:
+            if exc.status != 409 or attempt == 4:
+                raise
+            continue
+        return cast(dict[str, Any], replaced)
+    raise AssertionError("unreachable")
 
 
 def _error_message(error: ApiException) -> str:

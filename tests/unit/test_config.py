@@ -35,6 +35,15 @@ def test_defaults_watch_every_namespace_with_leader_election() -> None:
     assert cfg.log_level == "info"
     assert cfg.peering_name == "dabba"
     assert not cfg.standalone
+    assert cfg.priority >= 1
+
+
+def test_replicas_get_distinct_priorities_unless_one_is_given() -> None:
+    # kopf pauses all peers that share a priority: replicas must not collide by default.
+    priorities = {_parse().priority for _ in range(50)}
+    assert len(priorities) == 50
+    assert _parse(priority="7").priority == 7
+    assert _parse({"DABBA_PRIORITY": "9"}).priority == 9
 
 
 @pytest.mark.parametrize(

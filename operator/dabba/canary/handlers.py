@@ -17,7 +17,7 @@ import structlog
 from dabba import telemetry
 from dabba.canary import reconcile
 from dabba.config import OperatorConfig
-from dabba.deps import Deps
+from dabba.deps import Deps, Stopping
 from dabba.k8s import meta
 from dabba.metrics.prometheus import PrometheusProvider
 from dabba.wakeups import Wakeups
@@ -94,7 +94,8 @@ async def canary(
         while not stopped:
             waker.seen = _seen(body)
             try:
-                outcome = await asyncio.to_thread(
+                outcome = await deps.run_until(
+                    stop,
                     reconcile.evaluate,
                     deps.clients,
                     namespace,
@@ -103,6 +104,8 @@ async def canary(
                     deps.clock.now,
                     record,
                 )
+            except Stopping:
+                return
             except Exception:  # one bad Canary must not kill its daemon
                 telemetry.reconcile_errors.labels("Canary").inc()
                 log.exception("evaluation failed", kind="Canary", namespace=namespace, name=name)
@@ -154,7 +157,7 @@ async def canary_deleted(
     def record(type_: str, reason: str, message: str) -> None:
         kopf.event(body, type=type_, reason=reason, message=message)
 
-    await asyncio.to_thread(
+    await deps.run(
         reconcile.evaluate,
         deps.clients,
         namespace,

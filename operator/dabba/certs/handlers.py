@@ -18,7 +18,7 @@ import structlog
 from dabba import telemetry
 from dabba.certs import reconcile, store
 from dabba.certs.model import ANNOTATION_RENEW_REQUESTED_AT
-from dabba.deps import Deps
+from dabba.deps import Deps, Stopping
 from dabba.k8s import meta
 from dabba.wakeups import Wakeups
 
@@ -77,7 +77,8 @@ async def certificate(
         while not stopped:
             waker.seen = _seen(dict(body))
             try:
-                outcome = await asyncio.to_thread(
+                outcome = await deps.run_until(
+                    stop,
                     reconcile.reconcile,
                     deps.clients,
                     namespace,
@@ -89,6 +90,8 @@ async def certificate(
                     # event of that write can arrive: the echo must not wake us again.
                     functools.partial(setattr, waker, "written_resource_version"),
                 )
+            except Stopping:
+                return
             except Exception:  # one bad object must not kill its daemon
                 telemetry.reconcile_errors.labels("MeshCertificate").inc()
                 log.exception(
