@@ -13,6 +13,7 @@ import pytest
 
 from e2ekit import Operator
 from localcluster import cluster as lc
+from localcluster import satoken
 
 DABBA = Path(sys.executable).parent / "dabba"
 
@@ -33,6 +34,11 @@ def operator(cluster: lc.Cluster, tmp_path_factory: pytest.TempPathFactory) -> I
         "--log-level=info",
     ]
     env = {**os.environ, **cluster.env(), "DABBA_PROMETHEUS_URL": cluster.prometheus_url}
+    if os.environ.get("DABBA_E2E_AS_SERVICEACCOUNT") == "1":
+        # The chart's RBAC, proven by the real API server: the operator holds only its token.
+        env["KUBECONFIG"] = str(
+            satoken.kubeconfig_for_chart(cluster, tmp_path_factory.mktemp("serviceaccount"))
+        )
     op = Operator(
         proc=None,
         log=log,

@@ -16,6 +16,18 @@ import structlog
 from dabba.config import LogFormat
 
 
+def _kopf_object(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """kopf's per-object lines carry the object in a ``k8s_ref`` extra: flatten it into the
+    same kind/namespace/name keys dabba's own lines have."""
+    ref = event.pop("k8s_ref", None)
+    if isinstance(ref, dict):
+        for key in ("kind", "namespace", "name"):
+            if ref.get(key):
+                event.setdefault(key, ref[key])
+    event.pop("k8s_skip", None)
+    return event
+
+
 def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
     """Configure structlog and route stdlib logging through it. Safe to call twice."""
     render_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -45,7 +57,8 @@ def configure(fmt: LogFormat = "auto", level: str = "info") -> None:
     if render_json:
         final.append(structlog.processors.format_exc_info)
     final.append(renderer)
-    formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=final)
+    foreign = [*shared, structlog.stdlib.ExtraAdder(allow=("k8s_ref", "k8s_skip")), _kopf_object]
+    formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=foreign, processors=final)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()

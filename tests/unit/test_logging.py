@@ -15,7 +15,18 @@ def test_json_format_renders_stdlib_and_structlog_lines_alike(
     dabba_logging.configure("json", "info")
     try:
         structlog.get_logger("dabba.test").info("tick", kind="Canary", name="podinfo", weight=10)
-        logging.getLogger("kopf.objects").warning("from kopf")
+        logging.getLogger("kopf.objects").warning(
+            "from kopf",
+            extra={
+                "k8s_ref": {
+                    "apiVersion": "dabba.io/v1alpha1",
+                    "kind": "Canary",
+                    "namespace": "shop",
+                    "name": "podinfo",
+                    "uid": "u",
+                }
+            },
+        )
         lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     finally:
         logging.getLogger().handlers.clear()
@@ -27,3 +38,9 @@ def test_json_format_renders_stdlib_and_structlog_lines_alike(
     assert lines[1]["event"] == "from kopf"
     assert lines[1]["logger"] == "kopf.objects"
     assert lines[1]["level"] == "warning"
+    assert (lines[1]["kind"], lines[1]["namespace"], lines[1]["name"]) == (
+        "Canary",
+        "shop",
+        "podinfo",
+    )
+    assert "k8s_ref" not in lines[1]
