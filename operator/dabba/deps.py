@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import dataclasses
 import functools
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
@@ -13,6 +14,30 @@ from typing import Any, ParamSpec, TypeVar
 from dabba.clock import Clock
 from dabba.config import OperatorConfig
 from dabba.k8s.client import Clients
+
+
+def _executor() -> ThreadPoolExecutor:
+    executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dabba")
+    _EXECUTORS.append(executor)
+    return executor
+
+
+def drain(timeout: float) -> int:
+    """Cancel queued work and wait up to ``timeout`` s for running work; how many still run.
+
+    Python joins pool threads at exit without a limit; a reconcile blocked on an unreachable
+    webhook or Prometheus would hold SIGTERM hostage. Whatever still runs after the grace is
+    cut off: every write is one API call and status is written last, so the next operator
+    converges from wherever it stopped (the same as a crash, which the design allows).
+    """
+    deadline = time.monotonic() + timeout
+    running = 0
+    for executor in _EXECUTORS:
+        executor.shutdown(wait=False, cancel_futures=True)
+        for thread in list(getattr(executor, "_threads", ())):
+            thread.join(max(deadline - time.monotonic(), 0))
+            running += thread.is_alive()
+    return running
 
 
 def _in_context(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> Callable[[], R]:
@@ -25,6 +50,9 @@ def _in_context(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> Callab
 class Stopping(Exception):  # noqa: N818 - a signal, not an error
     """The operator (or this object's daemon) is stopping."""
 
+
+#: Every executor Deps created, so `dabba run` can bound the wait for their threads at exit.
+_EXECUTORS: list[ThreadPoolExecutor] = []
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -42,6 +42,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # duplicate them at info level, so only warnings and errors go through it.
     settings.posting.level = logging.WARNING
     settings.posting.reporting_component = "dabba"
+    # Events are best effort: two quick retries. kopf's default (8 retries, ~54 s) keeps
+    # retrying Events into terminating namespaces (403) and holds up shutdown behind them.
+    settings.posting.default_backoffs = (1, 2)
     # Reconnect watches regularly: a silently dead TCP stream must not stall the operator.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -51,6 +54,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     # A replica that dies without saying goodbye is considered gone after this long, and a
     # standby takes over: keep-alives every 10-15 s, so takeover happens within ~20 s.
     settings.peering.lifetime = PEERING_LIFETIME
+    # Last resort if anything hangs at exit: kopf SIGKILLs itself well before a pod's 30 s
+    # termination grace runs out (its default is 10 minutes).
+    settings.process.ultimate_exiting_timeout = 25
     # Daemons and sync handlers share one pool; certificates reconcile in worker threads.
     settings.execution.max_workers = 16
 

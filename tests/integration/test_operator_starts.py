@@ -55,11 +55,22 @@ def test_dabba_run_serves_healthz_and_exits_on_sigterm(
             on_fail=lambda: log.read_text()[-3000:],
         )
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, log.read_text()[-3000:]
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("no exit 30 s after SIGTERM:\n" + log.read_text()[-4000:])
+        assert code == 0, log.read_text()[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    text = log.read_text()
     if not all_namespaces:
-        assert '"level": "error"' not in text, text[-3000:]
+        # dabba's own errors and failed handlers count; kopf's retried requests (logged at
+        # error level by kopf while it reconnects) are not failures of the operator.
+        bad = [
+            line
+            for line in log.read_text().splitlines()
+            if '"level": "error"' in line
+            and ('"logger": "dabba' in line or "failed with an exception" in line)
+        ]
+        assert not bad, "\n".join(bad[-10:])

@@ -17,6 +17,10 @@ from dabba.cli.cert import cert as cert_group
 from dabba.cli.status import status as status_command
 from dabba.errors import ConfigError
 
+#: Seconds `dabba run` waits for running reconciles after SIGTERM before exiting anyway
+#: (Kubernetes sends SIGKILL after terminationGracePeriodSeconds, 30 s by default).
+SHUTDOWN_GRACE = 5.0
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dabba")
@@ -109,6 +113,20 @@ def run(
         priority=cfg.priority,
         memo=kopf.Memo(config=cfg),
     )
+    from dabba.deps import drain  # noqa: PLC0415
+
+    still_running = drain(SHUTDOWN_GRACE)
+    if still_running:
+        import structlog  # noqa: PLC0415
+
+        structlog.get_logger("dabba").warning(
+            "exiting with reconciles still running; they resume on the next start",
+            still_running=still_running,
+            grace_seconds=SHUTDOWN_GRACE,
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 # The inspection and control commands; their modules import no kopf, so they start fast.
