@@ -815,6 +815,10 @@ def _stop(cdir: Path, state: State) -> list[str]:
         if alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
+            # SIGKILL is delivered asynchronously: wait until the kernel has really ended it.
+            kill_deadline = time.monotonic() + 10
+            while alive(pid) and time.monotonic() < kill_deadline:
+                time.sleep(0.05)
         # Reap our own children (when up() and down() run in one process, e.g. pytest).
         child = _CHILDREN.pop(pid, None)
         if child is not None:

@@ -115,9 +115,11 @@ namespaces) or in a Role per watched namespace. */}}
   resources: [services]
   verbs: [get, create, patch]
 # Canary: a ConfigMap the target's pod template references is part of the revision hash.
+# MeshCertificate: a CA's trust bundle ConfigMaps, read and written by name only (no list or
+# watch: dabba never needs to see other ConfigMaps), deleted with their CA.
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get]
+  verbs: [get, create, update, delete]
 # MeshCertificate: read, create and replace its Secret (delete only to change a wrong Secret
 # type, which is immutable); read issuer Secrets; watch with the label selector
 # dabba.io/meshcertificate (list, watch: not restrictable by label). Canary: a Secret the
@@ -158,6 +160,10 @@ namespaces) or in a Role per watched namespace. */}}
 # kopf discovers the resources it serves and notices CRDs being added or changed.
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
+  verbs: [list, watch]
+# MeshCertificate trust bundles follow namespaces as they appear (names and labels only).
+- apiGroups: [""]
+  resources: [namespaces]
   verbs: [list, watch]
 {{- if .Values.watchNamespaces }}
 # kopf follows the watched namespaces (created or deleted later); names only, nothing inside.

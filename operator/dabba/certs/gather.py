@@ -52,7 +52,8 @@ class Gathered:
         return pki.CertificateFacts.from_certificate(self.authority.certificate)
 
 
-def _decode(data: Mapping[str, str] | None) -> dict[str, bytes]:
+def decode_data(data: Mapping[str, str] | None) -> dict[str, bytes]:
+    """A Secret's ``data`` with every value base64-decoded (bad base64 reads as empty)."""
     out: dict[str, bytes] = {}
     for key, value in (data or {}).items():
         try:
@@ -75,7 +76,7 @@ def read_secret(k: Clients, namespace: str, name: str) -> SecretObject | None:
         name=name,
         namespace=namespace,
         type=raw.get("type", ""),
-        data=_decode(raw.get("data")),
+        data=decode_data(raw.get("data")),
         labels=md.get("labels") or {},
         annotations=md.get("annotations") or {},
         resource_version=md.get("resourceVersion", ""),

@@ -1,9 +1,12 @@
 """kopf adapters for MeshCertificates: one daemon per certificate, woken by what concerns it.
 
 The daemon reconciles (in a worker thread), then sleeps until the next due time — renewal,
-overdue, expiry, backoff, budget — or until poked: the MeshCertificate's spec or renew
-annotation changed, its Secret was edited or deleted, or its issuer's Secret changed. Secrets
-are watched only with dabba's label (SPEC §3: no watch on every Secret in the cluster).
+overdue, expiry, backoff, budget, a rollover's propagation delay — or until poked: the
+MeshCertificate's spec or renew annotation changed, its Secret was edited or deleted, its
+issuer's Secret changed, any of dabba's Secrets changed while it is a CA in a rollover (a leaf
+took the new root or was re-issued), or a Namespace changed while it publishes a trust bundle.
+Secrets are watched only with dabba's label (SPEC §3: no watch on every Secret in the
+cluster); Namespaces are watched whole (names and labels only, cheap).
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import kopf
 import structlog
 
 from dabba import telemetry
-from dabba.certs import reconcile, store
-from dabba.certs.model import ANNOTATION_RENEW_REQUESTED_AT
+from dabba.certs import bundles, reconcile, store
+from dabba.certs.model import ANNOTATION_RENEW_REQUESTED_AT, MeshCertificateSpec
 from dabba.deps import Deps, Stopping
+from dabba.errors import SpecError
 from dabba.k8s import meta
 from dabba.wakeups import Wakeups
 
@@ -28,6 +32,8 @@ log = structlog.get_logger("dabba.certs")
 MIN_SLEEP = 0.2
 #: After an unexpected error, look again after this long.
 ERROR_RETRY = 10.0
+#: A CA in a rollover is poked by every leaf write; reconcile it at most this often.
+ROLLING_MIN_INTERVAL = 1.0
 
 
 class CertState:
@@ -36,6 +42,11 @@ class CertState:
     def __init__(self) -> None:
         self.wakeups = Wakeups()
         self.budgets = reconcile.Budgets()
+        self.bundles = bundles.Cache()
+        #: CA MeshCertificates with a rollover running.
+        self.rolling: set[tuple[str, str]] = set()
+        #: CA MeshCertificates that publish a trust bundle.
+        self.publishers: set[tuple[str, str]] = set()
 
 
 @kopf.on.startup()
@@ -89,6 +100,8 @@ async def certificate(
                     # Set from the worker thread right after the write, before the watch
                     # event of that write can arrive: the echo must not wake us again.
                     functools.partial(setattr, waker, "written_resource_version"),
+                    scope=None if deps.config.clusterwide else deps.config.namespaces,
+                    cache=state.bundles,
                 )
             except Stopping:
                 return
@@ -100,15 +113,30 @@ async def certificate(
                 await waker.sleep(ERROR_RETRY, stop)
                 continue
             state.wakeups.depend(key, *([outcome.issuer_secret] if outcome.issuer_secret else []))
+            _mark(state.rolling, key, outcome.rolling)
+            _mark(state.publishers, key, outcome.publishes)
             delay = (
                 (outcome.next_wake - deps.clock.now()).total_seconds()
                 if outcome.next_wake
                 else reconcile.RESYNC.total_seconds()
             )
+            if outcome.rolling:
+                # Pokes that arrive meanwhile stay set: the sleep below returns at once.
+                await asyncio.sleep(ROLLING_MIN_INTERVAL)
+                delay -= ROLLING_MIN_INTERVAL
             await waker.sleep(max(delay, MIN_SLEEP), stop)
     finally:
         stop.cancel()
         state.wakeups.unregister(key)
+        state.rolling.discard(key)
+        state.publishers.discard(key)
+
+
+def _mark(keys: set[tuple[str, str]], key: tuple[str, str], present: bool) -> None:
+    if present:
+        keys.add(key)
+    else:
+        keys.discard(key)
 
 
 async def _until(stopped: kopf.DaemonStopped) -> None:
@@ -129,6 +157,7 @@ async def certificate_changed(
         return
     if type == "DELETED":
         telemetry.forget_certificate(namespace, name)
+        await _withdraw_bundle(body, namespace, name, memo)
         return
     waker = _state(memo).wakeups.get((namespace, name))
     if waker is not None and waker.seen != _seen(dict(body)):
@@ -150,3 +179,40 @@ async def secret_changed(
     if waker is not None and (type == "DELETED" or rv != waker.written_resource_version):
         waker.event.set()
     state.wakeups.poke_dependents((namespace, name))
+    for ca in list(state.rolling):
+        if ca != (namespace, owner):  # its own Secret is handled above (echo or not)
+            state.wakeups.poke(ca)
+
+
+@kopf.on.event("", "v1", "namespaces")
+async def namespace_changed(memo: kopf.Memo, **_: Any) -> None:
+    """A Namespace appeared, changed labels or is going away: trust bundles may need it."""
+    state = _state(memo)
+    for ca in list(state.publishers):
+        state.wakeups.poke(ca)
+
+
+async def _withdraw_bundle(body: kopf.Body, namespace: str, name: str, memo: kopf.Memo) -> None:
+    """A deleted CA takes its trust-bundle ConfigMaps with it (they cannot be owned across
+    namespaces, so garbage collection does not)."""
+    try:
+        spec = MeshCertificateSpec.from_k8s(dict(body.get("spec") or {}), namespace=namespace)
+    except SpecError:
+        return
+    state = _state(memo)
+    state.publishers.discard((namespace, name))
+    state.rolling.discard((namespace, name))
+    if spec.trust_bundle is None:
+        return
+    deps: Deps = memo.deps
+    try:
+        await deps.run(
+            bundles.withdraw,
+            deps.clients,
+            state.bundles,
+            (namespace, name),
+            spec.trust_bundle.config_map_name,
+            None if deps.config.clusterwide else deps.config.namespaces,
+        )
+    except Exception:  # best effort: the ConfigMaps carry a label to find them by hand
+        log.exception("removing the trust bundle failed", namespace=namespace, name=name)

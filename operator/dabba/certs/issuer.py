@@ -67,6 +67,8 @@ from dabba.certs.model import (
     ISTIO_CA_KEY_KEY,
     ISTIO_CERT_CHAIN_KEY,
     ISTIO_ROOT_CERT_KEY,
+    NEXT_CERT_KEY,
+    NEXT_KEY_KEY,
     TLS_CERT_KEY,
     TLS_KEY_KEY,
     IPAddress,
@@ -90,9 +92,11 @@ __all__ = [
     "IssuedCertificate",
     "IssuerError",
     "SecretData",
+    "ca_secret_data",
     "generate_private_key",
     "issue",
     "load_issuer",
+    "load_next",
     "secret_annotations",
     "secret_data",
     "sign",
@@ -239,6 +243,26 @@ class IssuedCertificate:
     def not_after(self) -> dt.datetime:
         """notAfter (aware, UTC)."""
         return self.certificate.not_valid_after_utc
+
+    @classmethod
+    def from_authority(cls, ca: CertificateAuthority) -> IssuedCertificate:
+        """A CA loaded from a Secret, as the certificate it once was (to lay out a Secret).
+
+        The issuer fingerprint is found by signature: the next certificate of the chain, or
+        the root that signed it, or the CA itself when it is self-signed.
+        """
+        cert = ca.certificate
+        signer = next(
+            (c for c in (cert, *ca.chain, *ca.roots) if issued_by(cert, c)),
+            cert,
+        )
+        return cls(
+            certificate=cert,
+            key=ca.key,
+            chain=ca.chain,
+            roots=ca.roots,
+            issuer_fingerprint=fingerprint_sha256(signer),
+        )
 
     def path_root(self) -> x509.Certificate | None:
         """The root that signs the top of the chain (the certificate itself for a root)."""
@@ -532,6 +556,32 @@ def load_issuer(
     return authority
 
 
+def load_next(
+    data: Mapping[str, bytes], roots: Sequence[x509.Certificate], now: dt.datetime
+) -> CertificateAuthority | None:
+    """The next CA a rollover keeps in ``next.crt``/``next.key``, or None.
+
+    None also for anything unusable (unparseable, key mismatch, not a CA, not valid now, no
+    path to ``roots``): a broken next CA is discarded and prepared again, never used.
+    """
+    raw_cert, raw_key = data.get(NEXT_CERT_KEY), data.get(NEXT_KEY_KEY)
+    if not raw_cert or not raw_key:
+        return None
+    try:
+        certificate, *rest = pki.load_certificates(raw_cert)
+        key = pki.load_private_key(raw_key)
+        chain = tuple(c for c in rest if not issued_by(c, c))
+        authority = CertificateAuthority(
+            certificate=certificate, key=key, chain=chain, roots=tuple(roots)
+        )
+    except (pki.PemError, IssuerError):
+        return None
+    anchors = (*roots, *((certificate,) if issued_by(certificate, certificate) else ()))
+    if verify_chain(certificate, chain, anchors, now) is not None:
+        return None
+    return authority
+
+
 # ---------------------------------------------------------------------------------------------
 # The Secret
 
@@ -592,6 +642,25 @@ def secret_data(issued: IssuedCertificate, output_format: OutputFormat) -> Secre
             ISTIO_ROOT_CERT_KEY: ca_crt,
             ISTIO_CERT_CHAIN_KEY: to_pem(path),
         }
+    return SecretData(data)
+
+
+def ca_secret_data(
+    signer: IssuedCertificate,
+    roots: Sequence[x509.Certificate],
+    output_format: OutputFormat,
+    next_ca: IssuedCertificate | None = None,
+) -> SecretData:
+    """A CA's Secret: the signer in its output format, ``roots`` (the trusted set) as ca.crt
+    (and root-cert.pem), and the next CA of a rollover in next.crt/next.key.
+
+    Raises:
+        ValueError: see :func:`secret_data`.
+    """
+    data = dict(secret_data(dataclasses.replace(signer, roots=tuple(roots)), output_format))
+    if next_ca is not None:
+        data[NEXT_CERT_KEY] = to_pem((next_ca.certificate, *next_ca.chain))
+        data[NEXT_KEY_KEY] = next_ca.key.to_pkcs8_pem()
     return SecretData(data)
 
 

@@ -24,7 +24,7 @@ import datetime as dt
 import ipaddress
 import re
 import string
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
@@ -102,6 +102,12 @@ class ConditionType(StrEnum):
     RENEWAL_OVERDUE = "RenewalOverdue"
     #: The issuer cannot sign (missing, unparseable, not a CA, or expired).
     ISSUER_NOT_READY = "IssuerNotReady"
+    #: CA only: a rollover (SPEC §2.3) is running; the reason is its phase.
+    ROLLING_OVER = "RollingOver"
+    #: CA only: a renew request arrived while a rollover was running and was not acted on.
+    ROLLOVER_REFUSED = "RolloverRefused"
+    #: CA with spec.trustBundle only: every selected namespace holds the trust-bundle ConfigMap.
+    TRUST_BUNDLE_READY = "TrustBundleReady"
 
 
 class ConditionStatus(StrEnum):
@@ -183,6 +189,30 @@ class Reason(StrEnum):
     #: Ready=False: the spec is valid for the schema but not for the operator.
     INVALID_SPEC = "InvalidSpec"
 
+    # CA rollover (SPEC §2.3, ``rollover.py``); the phase names double as reasons.
+    #: RollingOver=False: no rollover is running.
+    IDLE = "Idle"
+    #: Event: a rollover started (the next CA was generated); the message says why.
+    ROLLOVER_STARTED = "RolloverStarted"
+    #: Event: the rollover finished; only the new CA's roots (and those still needed) remain.
+    ROLLOVER_COMPLETED = "RolloverCompleted"
+    #: RolloverRefused=True / Warning Event: a renew request came while a rollover was running.
+    ROLLOVER_IN_PROGRESS = "RolloverInProgress"
+    #: RolloverRefused=False: the rollover that refused a request is over.
+    ROLLOVER_FINISHED = "RolloverFinished"
+    #: Warning Event: the current CA became unusable mid-rollover; the next one signs at once.
+    ROLLOVER_FORCED = "RolloverForced"
+    #: Warning Event: next.crt/next.key were found where no rollover can use them; removed.
+    NEXT_CA_DISCARDED = "NextCADiscarded"
+    #: Event: a root left the trusted set (nothing live chains to it any more).
+    ROOT_RETIRED = "RootRetired"
+    #: Event: a leaf's ca.crt was rewritten to its issuer's trusted set (no re-issue).
+    TRUST_BUNDLE_UPDATED = "TrustBundleUpdated"
+    #: TrustBundleReady=True: the ConfigMap is current in every selected namespace.
+    PUBLISHED = "Published"
+    #: TrustBundleReady=False / Warning Event: some selected namespace could not be written.
+    PUBLISH_FAILED = "PublishFailed"
+
 
 # ---------------------------------------------------------------------------------------------
 # Secret keys and annotations
@@ -256,6 +286,25 @@ ANNOTATION_FINGERPRINT: Final = f"{GROUP}/fingerprint"
 ANNOTATION_ISSUER_NAMESPACE: Final = f"{GROUP}/issuer-namespace"
 #: On the MeshCertificate: RFC 3339 time of a renew request (``dabba cert renew``).
 ANNOTATION_RENEW_REQUESTED_AT: Final = f"{GROUP}/renew-requested-at"
+#: On a CA MeshCertificate: how long consumers need to pick up a changed Secret or ConfigMap
+#: (kubelet volume sync plus the application's reload), in the duration grammar. A rollover
+#: waits this long after every bundle copy holds a new root before the new CA signs, and
+#: after the last certificate of an old root is gone before the root leaves the bundle.
+ANNOTATION_PROPAGATION_DELAY: Final = f"{GROUP}/trust-propagation-delay"
+
+# A CA's Secret during a rollover (SPEC §2.3): the next CA waits beside the signing one, in the
+# same Secret, so adding, promoting and discarding it are single atomic writes.
+#: The next CA certificate (and its chain), once generated and until it becomes the signer.
+NEXT_CERT_KEY: Final = "next.crt"
+#: The next CA's PKCS#8 private key (same protection as tls.key: it is in the same Secret).
+NEXT_KEY_KEY: Final = "next.key"
+
+# Trust-bundle ConfigMaps (spec.trustBundle).
+#: Label on every trust-bundle ConfigMap dabba writes (value "true").
+BUNDLE_LABEL: Final = f"{GROUP}/trust-bundle"
+#: Annotation naming the CA MeshCertificate ("namespace/name") that owns a bundle ConfigMap;
+#: dabba never overwrites or deletes a ConfigMap without it.
+ANNOTATION_BUNDLE_SOURCE: Final = f"{GROUP}/trust-bundle-source"
 
 # ---------------------------------------------------------------------------------------------
 # Keys
@@ -612,6 +661,35 @@ class TrustBundleSpec:
     #: A label selector; None means only the MeshCertificate's own namespace.
     namespace_selector: Mapping[str, Any] | None = dataclasses.field(default=None, hash=False)
 
+    def label_selector(self) -> str | None:
+        """The selector in the API's string form; None: the CA's own namespace only.
+
+        ``{}`` selects every namespace (``""``). ``matchLabels`` and ``matchExpressions``
+        combine with AND, as in every Kubernetes label selector.
+
+        Raises:
+            SpecError: an operator other than In, NotIn, Exists, DoesNotExist, or In/NotIn
+                without values.
+        """
+        selector = self.namespace_selector
+        if selector is None:
+            return None
+        parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+        for expr in selector.get("matchExpressions") or ():
+            key, op = expr.get("key"), expr.get("operator")
+            values = sorted(str(v) for v in expr.get("values") or ())
+            if op in ("In", "NotIn"):
+                if not values:
+                    raise SpecError(f"trustBundle.namespaceSelector: {op} on {key} needs values")
+                parts.append(f"{key} {op.lower()} ({','.join(values)})")
+            elif op == "Exists":
+                parts.append(str(key))
+            elif op == "DoesNotExist":
+                parts.append(f"!{key}")
+            else:
+                raise SpecError(f"trustBundle.namespaceSelector: unknown operator {op!r}")
+        return ",".join(parts)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class WorkloadRef:
@@ -935,11 +1013,13 @@ def _trust_bundle(raw: object) -> TrustBundleSpec | None:
         raise SpecError("trustBundle.configMapName is required")
     key = _optional_str(bundle.get("key"), "trustBundle.key") or CA_CERT_KEY
     selector = _mapping(bundle.get("namespaceSelector"), "trustBundle.namespaceSelector")
-    return TrustBundleSpec(
+    spec = TrustBundleSpec(
         config_map_name=name,
         key=key,
         namespace_selector=None if selector is None else MappingProxyType(dict(selector)),
     )
+    spec.label_selector()  # raises SpecError for a selector the API would not accept
+    return spec
 
 
 def _workloads(raw: object) -> tuple[WorkloadRef, ...]:
@@ -1086,6 +1166,14 @@ class MeshCertificateStatus:
     trusted_roots: tuple[TrustedRoot, ...] = ()
     #: CA only: step of the CA rollover (SPEC §2.3); None when no rollover runs.
     rollover_phase: str | None = None
+    #: CA only (``status.rollover``): when the running rollover started.
+    rollover_start_time: dt.datetime | None = None
+    #: When ``rollover_phase`` was entered.
+    rollover_phase_time: dt.datetime | None = None
+    #: When the phase's wait was first seen satisfied (the propagation delay counts from here).
+    rollover_settled_time: dt.datetime | None = None
+    #: The last renew request refused because a rollover was running (never served later).
+    rollover_refused_request: dt.datetime | None = None
 
     @classmethod
     def from_k8s(cls, status: Mapping[str, Any] | None) -> MeshCertificateStatus:
@@ -1105,6 +1193,8 @@ class MeshCertificateStatus:
             )
             if c is not None
         )
+        rollover = status.get("rollover")
+        rollover = rollover if isinstance(rollover, Mapping) else {}
         raw_roots = status.get("trustedRoots")
         roots = tuple(
             r
@@ -1130,6 +1220,10 @@ class MeshCertificateStatus:
             last_failure_reason=_str_or_none(status.get("lastFailureReason")),
             trusted_roots=roots,
             rollover_phase=_str_or_none(status.get("rolloverPhase")),
+            rollover_start_time=parse_time(rollover.get("startTime")),
+            rollover_phase_time=parse_time(rollover.get("phaseTime")),
+            rollover_settled_time=parse_time(rollover.get("settledTime")),
+            rollover_refused_request=parse_time(rollover.get("refusedRequest")),
         )
 
     def to_k8s(self) -> dict[str, Any]:
@@ -1157,7 +1251,19 @@ class MeshCertificateStatus:
             "lastFailureReason": self.last_failure_reason,
             "trustedRoots": [r.to_k8s() for r in self.trusted_roots] or None,
             "rolloverPhase": self.rollover_phase,
+            "rollover": self._rollover_k8s(time),
         }
+
+    def _rollover_k8s(
+        self, time: Callable[[dt.datetime | None], str | None]
+    ) -> dict[str, str | None] | None:
+        fields = {
+            "startTime": time(self.rollover_start_time),
+            "phaseTime": time(self.rollover_phase_time),
+            "settledTime": time(self.rollover_settled_time),
+            "refusedRequest": time(self.rollover_refused_request),
+        }
+        return fields if any(v is not None for v in fields.values()) else None
 
     def condition(self, type_: str) -> Condition | None:
         """The condition of that type, if present."""

@@ -4,9 +4,13 @@ Runs in a worker thread (the kubernetes client and key generation block). Everyt
 is idempotent: a crash at any point converges on the next reconcile, because the decision is
 re-made from what the Secret really holds and status is written only after the Secret.
 
-    gather(Secret, issuer CA) ──► policies.assess ──► should issue? ──no──► status, next wake
-                                                        │yes
-                                   backoff / budget ◄───┘
+    gather(Secret, issuer CA) ──► policies.assess ──► isCA? ──yes──► authority.run (trusted
+                                                        │             set, trust bundles,
+                                                        │no           rollover; in place only
+                                                        ▼             with no usable CA left)
+                                                   should issue? ──no──► ca.crt still the
+                                                        │yes             issuer's trusted set?
+                                   backoff / budget ◄───┘                (rewrite it if not)
                                         │ granted
                      key (new or reused) ─► issue ─► write Secret (resourceVersion)
                                         │
@@ -17,30 +21,39 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import Protocol
+from collections.abc import Callable
 
 import structlog
 from kubernetes.client.exceptions import ApiException
 
 from dabba import telemetry
+from dabba.certs import authority, bundles, store
 from dabba.certs import gather as gather_mod
-from dabba.certs import store
 from dabba.certs.issuer import (
     IssuerError,
+    SecretData,
     generate_private_key,
     issue,
     secret_annotations,
     secret_data,
 )
+from dabba.certs.issuing import (
+    CERTIFICATE_BUDGET,
+    CONFLICT_RETRY,
+    ISSUER_BUDGET,
+    Budgets,
+    Recorder,
+    failed,
+)
 from dabba.certs.model import (
     ANNOTATION_ISSUER_FINGERPRINT,
     ANNOTATION_RENEW_REQUESTED_AT,
+    CA_CERT_KEY,
     Condition,
     ConditionStatus,
     ConditionType,
+    IssuerKind,
     MeshCertificateSpec,
     MeshCertificateStatus,
     Reason,
@@ -48,6 +61,7 @@ from dabba.certs.model import (
     parse_time,
     set_condition,
 )
+from dabba.certs.pki import fingerprint_sha256, to_pem
 from dabba.certs.policies import (
     PolicyInput,
     assess,
@@ -55,61 +69,33 @@ from dabba.certs.policies import (
     renewal_overdue_at,
     reusable_key,
 )
-from dabba.certs.rotation import IssuanceBudget, backoff, renewal_time, spend
+from dabba.certs.rollover import effective_renew_request
+from dabba.certs.rotation import backoff, renewal_time
 from dabba.errors import SpecError
 from dabba.k8s import meta, objects
 from dabba.k8s.client import Clients
 
 log = structlog.get_logger("dabba.certs")
 
+__all__ = [
+    "CERTIFICATE_BUDGET",
+    "ISSUER_BUDGET",
+    "RESYNC",
+    "Budgets",
+    "Outcome",
+    "Recorder",
+    "Scope",
+    "reconcile",
+]
+
 #: Even with nothing scheduled, look again this often (a safety net, not the mechanism).
 RESYNC = dt.timedelta(minutes=30)
-#: Per issuer: 500 back to back, then 100 per second (bench goal: 1,000 leaves at >= 100/s).
-ISSUER_BUDGET = IssuanceBudget(capacity=500, per_second=100.0)
-#: Per certificate: 5 back to back, then one per 10 s (a 60 s certificate renews every ~40 s).
-CERTIFICATE_BUDGET = IssuanceBudget(capacity=5, per_second=0.1)
-#: A write that lost a race (409) is retried after this long, without counting a failure.
-CONFLICT_RETRY = dt.timedelta(seconds=1)
-
-
-class Recorder(Protocol):
-    """Posts a Kubernetes Event about the object being reconciled."""
-
-    def __call__(self, type_: str, reason: str, message: str) -> None: ...
-
-
-class Budgets:
-    """Issuance budgets shared by all reconciles of this process (thread-safe).
-
-    Two token buckets must both grant an issuance: the issuer's, which paces a storm (a CA
-    rotation re-issuing every leaf at once), and the certificate's own, which stops a loop
-    (something rewriting one Secret forever) from spending the issuer's budget.
-    """
-
-    def __init__(
-        self,
-        issuer: IssuanceBudget = ISSUER_BUDGET,
-        certificate: IssuanceBudget = CERTIFICATE_BUDGET,
-    ) -> None:
-        self._lock = threading.Lock()
-        self._issuers: Mapping[str, IssuanceBudget] = {}
-        self._certificates: Mapping[str, IssuanceBudget] = {}
-        self._issuer_template, self._certificate_template = issuer, certificate
-
-    def spend(self, issuer_key: str, certificate_key: str, now: dt.datetime) -> dt.datetime | None:
-        """Take one issuance from both budgets; None if granted, else when to try again."""
-        with self._lock:
-            mine = spend(
-                self._certificates, certificate_key, now, template=self._certificate_template
-            )
-            if not mine.granted:
-                self._certificates = mine.budgets
-                return mine.retry_at
-            theirs = spend(self._issuers, issuer_key, now, template=self._issuer_template)
-            if not theirs.granted:
-                return theirs.retry_at  # the certificate's token is not spent either
-            self._certificates, self._issuers = mine.budgets, theirs.budgets
-            return None
+#: An issuer Secret dabba did not write is not watched (no dabba label, and no watch on every
+#: Secret): a CA signed by one looks at it this often (an external root replaced under an
+#: intermediate starts a rollover), a leaf less often.
+EXTERNAL_ISSUER_POLL_CA = dt.timedelta(seconds=20)
+EXTERNAL_ISSUER_POLL = dt.timedelta(minutes=5)
+Scope = bundles.Scope
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +107,10 @@ class Outcome:
     issuer_secret: tuple[str, str] | None
     #: resourceVersion of the Secret we wrote (its watch event need not wake us again).
     written_resource_version: str | None = None
+    #: CA only: a rollover is running (wake it when any of dabba's Secrets changes).
+    rolling: bool = False
+    #: CA only: it publishes a trust bundle (wake it when Namespaces change).
+    publishes: bool = False
 
 
 def _merge_conditions(
@@ -145,6 +135,9 @@ def reconcile(  # noqa: PLR0912, PLR0915 - one linear story, split it and the st
     record: Recorder,
     clock: Callable[[], dt.datetime],
     on_secret_written: Callable[[str], None] = lambda _: None,
+    *,
+    scope: Scope = None,
+    cache: bundles.Cache | None = None,
 ) -> Outcome:
     """Bring one MeshCertificate's Secret and status up to date.
 
@@ -192,8 +185,10 @@ def reconcile(  # noqa: PLR0912, PLR0915 - one linear story, split it and the st
         issuer=g.issuer_facts,
         issuer_error=g.issuer_error,
         renewal_time=renew_at,
-        renew_requested_at=parse_time(
-            (md.get("annotations") or {}).get(ANNOTATION_RENEW_REQUESTED_AT)
+        # A request a CA rollover refused is never served later (it would surprise).
+        renew_requested_at=effective_renew_request(
+            parse_time((md.get("annotations") or {}).get(ANNOTATION_RENEW_REQUESTED_AT)),
+            old.rollover_refused_request,
         ),
         generation=generation,
     )
@@ -217,7 +212,7 @@ def reconcile(  # noqa: PLR0912, PLR0915 - one linear story, split it and the st
             )
         )
         if retry_at is None or now >= retry_at:
-            status = _failed(status, now, a.issuer.message)
+            status = failed(status, now, a.issuer.message)
             telemetry.cert_failures.labels(namespace, name, a.issuer.reason).inc()
             record("Warning", str(a.issuer.reason), f"cannot issue: {a.issuer.message}")
             bound.warning(
@@ -232,7 +227,36 @@ def reconcile(  # noqa: PLR0912, PLR0915 - one linear story, split it and the st
                 leaf.not_after if leaf else None,
             )
         next_wake = retry_at
-    elif a.should_issue:
+
+    conditions = a.conditions
+    rolling = publishes = False
+    if spec.is_ca:
+        # A CA never replaces a usable certificate in place: it rolls over (authority.py).
+        ca = authority.run(
+            authority.CaContext(
+                k=k,
+                scope=scope,
+                cache=cache or bundles.Cache(),
+                budgets=budgets,
+                record=record,
+                clock=clock,
+                on_secret_written=on_secret_written,
+            ),
+            body=body,
+            spec=spec,
+            g=g,
+            inp=inp,
+            a=a,
+            old=old,
+            status=status,
+            spec_changed=spec_changed,
+        )
+        if ca.conflict:
+            return Outcome(now + CONFLICT_RETRY, g.issuer_secret)
+        status, conditions = ca.status, ca.conditions
+        next_wake = _earliest(next_wake, ca.next_wake)
+        written_rv, rolling, publishes = ca.written_resource_version, ca.rolling, ca.publishes
+    elif a.should_issue and a.can_issue:
         assert a.trigger is not None  # noqa: S101 - should_issue means a trigger fired
         retry_at = (
             None
@@ -280,12 +304,12 @@ def reconcile(  # noqa: PLR0912, PLR0915 - one linear story, split it and the st
                 if exc.status == objects.CONFLICT:
                     bound.info("Secret changed while issuing; deciding again")
                     return Outcome(now + CONFLICT_RETRY, g.issuer_secret)
-                status = _failed(status, now, f"writing Secret {spec.secret_name}: {exc.reason}")
+                status = failed(status, now, f"writing Secret {spec.secret_name}: {exc.reason}")
                 telemetry.cert_failures.labels(namespace, name, "SecretWriteFailed").inc()
                 record("Warning", Reason.ISSUANCE_FAILED, status.last_failure_reason or "")
                 bound.error("writing the Secret failed", status=exc.status, reason=exc.reason)
             except (IssuerError, ValueError) as exc:
-                status = _failed(status, now, str(exc))
+                status = failed(status, now, str(exc))
                 telemetry.cert_failures.labels(namespace, name, "IssuanceFailed").inc()
                 record("Warning", Reason.ISSUANCE_FAILED, str(exc))
                 bound.error("issuance failed", error=str(exc))
@@ -340,6 +364,7 @@ def reconcile(  # noqa: PLR0912, PLR0915 - one linear story, split it and the st
                     renewal_time=renew_at,
                 )
                 a = assess(inp)
+                conditions = a.conditions
                 next_wake = renew_at
             if status.failed_issuance_attempts and next_wake is None:
                 next_wake = backoff(
@@ -347,7 +372,7 @@ def reconcile(  # noqa: PLR0912, PLR0915 - one linear story, split it and the st
                     status.last_failure_time,
                     leaf.not_after if leaf else None,
                 )
-    else:
+    elif not a.should_issue:
         leaf = inp.leaf
         if leaf is not None:
             status = dataclasses.replace(
@@ -370,22 +395,61 @@ def reconcile(  # noqa: PLR0912, PLR0915 - one linear story, split it and the st
                 overdue if overdue and overdue > now else None,
                 leaf.not_after if leaf.not_after > now else None,
             )
+        roots = _stale_bundle(g)
+        budget_retry = budgets.spend_own(f"{namespace}/{name}", now) if roots is not None else None
+        if budget_retry is not None:
+            next_wake = _earliest(next_wake, budget_retry)
+        elif roots is not None and g.secret is not None:
+            # The issuer's trusted set changed (a CA rollover added or retired a root): copy
+            # it into ca.crt without re-issuing, so this workload trusts what its peers use.
+            try:
+                written_rv = store.write_secret(
+                    k,
+                    namespace=namespace,
+                    name=spec.secret_name,
+                    certificate_name=name,
+                    data=SecretData({**g.secret.data, CA_CERT_KEY: roots}),
+                    annotations=spec.secret_annotations,
+                    labels=spec.secret_labels,
+                    owner=body,
+                    existing=g.secret,
+                )
+            except ApiException as exc:
+                if exc.status == objects.CONFLICT:
+                    return Outcome(now + CONFLICT_RETRY, g.issuer_secret)
+                bound.error("updating ca.crt failed", status=exc.status, reason=exc.reason)
+                next_wake = _earliest(next_wake, now + CONFLICT_RETRY * 5)
+            else:
+                on_secret_written(written_rv)
+                count = len(g.authority.roots) if g.authority else 0
+                record(
+                    "Normal",
+                    Reason.TRUST_BUNDLE_UPDATED,
+                    f"ca.crt now holds the issuer's trusted set ({count} root(s))",
+                )
+                bound.info("trust bundle updated", roots=count)
 
-    status = dataclasses.replace(status, conditions=_merge_conditions(old.conditions, a.conditions))
+    if spec.issuer_ref is not None and spec.issuer_ref.kind is IssuerKind.SECRET:
+        poll = EXTERNAL_ISSUER_POLL_CA if spec.is_ca else EXTERNAL_ISSUER_POLL
+        next_wake = _earliest(next_wake, now + poll)
+
+    status = dataclasses.replace(status, conditions=_merge_conditions(old.conditions, conditions))
     if _write_status(k, namespace, name, old, status):
         _condition_events(old, status, record)
     _observe(namespace, name, status)
     wake = _earliest(next_wake, now + RESYNC)
-    return Outcome(wake, g.issuer_secret, written_rv)
+    return Outcome(wake, g.issuer_secret, written_rv, rolling=rolling, publishes=publishes)
 
 
-def _failed(status: MeshCertificateStatus, now: dt.datetime, reason: str) -> MeshCertificateStatus:
-    return dataclasses.replace(
-        status,
-        failed_issuance_attempts=status.failed_issuance_attempts + 1,
-        last_failure_time=now,
-        last_failure_reason=reason,
-    )
+def _stale_bundle(g: gather_mod.Gathered) -> bytes | None:
+    """The issuer's trusted set (PEM) when the leaf's ca.crt holds a different set, else None."""
+    if g.authority is None or g.contents is None or g.contents.leaf is None:
+        return None
+    want = [fingerprint_sha256(root) for root in g.authority.roots]
+    have = {c.fingerprint_sha256 for c in g.contents.ca_certificates}
+    if set(want) == have:
+        return None
+    return to_pem(g.authority.roots)
 
 
 def _write_status(

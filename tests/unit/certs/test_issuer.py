@@ -960,3 +960,72 @@ def test_certificate_parsing_refuses_garbage_with_pem_errors() -> None:
     ):
         with pytest.raises(pki.PemError):
             pki.parse_certificates(junk)
+
+
+# --------------------------------------------------------------------------------------------
+# A CA's Secret during a rollover: the trusted set and the next CA
+
+
+def _ca_spec(make, **overrides):
+    return make.spec(
+        issuerRef=None,
+        isCA=True,
+        serviceAccountName=None,
+        service=None,
+        commonName="mesh root",
+        **overrides,
+    )
+
+
+def test_a_ca_secret_carries_the_trusted_set_and_the_next_ca(make) -> None:
+    old = make.leaf(_ca_spec(make), None, slot=11)
+    new = make.leaf(_ca_spec(make), None, slot=12)
+    data = issuer.ca_secret_data(old, [old.certificate, new.certificate], OutputFormat.TLS, new)
+    assert pki.load_certificates(data["tls.crt"]) == (old.certificate,)
+    assert pki.load_certificates(data["ca.crt"]) == (old.certificate, new.certificate)
+    assert pki.load_certificates(data["next.crt"]) == (new.certificate,)
+    assert pki.load_private_key(data["next.key"]) == new.key
+    assert "next.key" in repr(data)
+    assert b"PRIVATE" not in repr(data).encode()
+    # What the leaves load as their issuer: the old CA still signs, both roots are trusted.
+    ca = issuer.load_issuer(data, IssuerSecretFormat.TLS, T0)
+    assert ca.certificate == old.certificate
+    assert len(ca.roots) == 2
+
+
+def test_the_istio_layout_keeps_root_cert_pem_equal_to_the_trusted_set(make) -> None:
+    old = make.leaf(_ca_spec(make, outputFormat="istio"), None, slot=11)
+    new = make.leaf(_ca_spec(make, outputFormat="istio"), None, slot=12)
+    data = issuer.ca_secret_data(old, [old.certificate, new.certificate], OutputFormat.ISTIO)
+    assert data["root-cert.pem"] == data["ca.crt"]
+    assert "next.crt" not in data
+    contents = policies.parse_secret(data, output_format=OutputFormat.ISTIO)
+    assert contents.inconsistent_keys == ()
+
+
+def test_load_next_accepts_only_a_usable_ca(make) -> None:
+    old = make.leaf(_ca_spec(make), None, slot=11)
+    new = make.leaf(_ca_spec(make), None, slot=12)
+    data = dict(
+        issuer.ca_secret_data(old, [old.certificate, new.certificate], OutputFormat.TLS, new)
+    )
+    loaded = issuer.load_next(data, [old.certificate, new.certificate], T0)
+    assert loaded is not None
+    assert loaded.certificate == new.certificate
+    assert issuer.load_next({}, [old.certificate], T0) is None
+    assert issuer.load_next({**data, "next.key": old.key.to_pkcs8_pem()}, [], T0) is None
+    assert issuer.load_next({**data, "next.crt": b"junk"}, [], T0) is None
+    leaf = make.leaf(ca=make.root())
+    not_a_ca = {"next.crt": pki.to_pem([leaf.certificate]), "next.key": leaf.key.to_pkcs8_pem()}
+    assert issuer.load_next(not_a_ca, [make.root().certificate], T0) is None
+    assert issuer.load_next(data, [old.certificate], T0 + dt.timedelta(days=400)) is None
+
+
+def test_a_loaded_ca_knows_who_signed_it(make) -> None:
+    root = make.root()
+    intermediate = make.intermediate(root)
+    as_issued = issuer.IssuedCertificate.from_authority(intermediate)
+    assert as_issued.issuer_fingerprint == pki.fingerprint_sha256(root.certificate)
+    assert issuer.IssuedCertificate.from_authority(root).issuer_fingerprint == (
+        pki.fingerprint_sha256(root.certificate)
+    )
