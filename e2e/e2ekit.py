@@ -56,6 +56,91 @@ class Operator:
         return None
 
 
+@dataclasses.dataclass
+class ChartOperator:
+    """The operator as the chart's Deployment in an external cluster (``e2e/kind/run.sh``).
+
+    The same handle as :class:`Operator`: ``kill`` force-deletes every replica (a crash: no
+    grace period), ``start`` waits for the Deployment to bring a Ready one back, ``metrics``
+    goes through the API server's pod proxy and ``log`` is every replica's log so far.
+    """
+
+    kubectl: Path
+    kubeconfig: Path
+    namespace: str
+    selector: str
+    port: int
+    workdir: Path
+
+    def _kc(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.kubectl), f"--kubeconfig={self.kubeconfig}", "-n", self.namespace, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=check,
+        )
+
+    def _pods(self, *, ready_only: bool = False) -> list[str]:
+        out = self._kc("get", "pods", "-l", self.selector, "-o", "json").stdout
+        names = []
+        for pod in json.loads(out)["items"]:
+            if pod["metadata"].get("deletionTimestamp"):
+                continue
+            conditions = (pod.get("status") or {}).get("conditions") or []
+            ready = any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+            if ready or not ready_only:
+                names.append(pod["metadata"]["name"])
+        return names
+
+    def start(self) -> None:
+        self._kc("rollout", "status", "deployment", "-l", self.selector, "--timeout=120s")
+
+    def kill(self) -> None:
+        """Every replica gone at once, without a grace period (their logs kept first)."""
+        with (self.workdir / "killed.log").open("a") as saved:
+            saved.write(self._logs())
+        self._kc(
+            "delete", "pods", "-l", self.selector, "--grace-period=0", "--force", "--wait=true"
+        )
+
+    def healthy(self) -> bool:
+        try:
+            return bool(self._pods(ready_only=True))
+        except (subprocess.SubprocessError, ValueError, KeyError):
+            return False
+
+    def _pod_metrics(self, pod: str) -> str:
+        path = f"/api/v1/namespaces/{self.namespace}/pods/{pod}:{self.port}/proxy/metrics"
+        return self._kc("get", "--raw", path).stdout
+
+    def metrics(self) -> str:
+        return "\n".join(self._pod_metrics(pod) for pod in self._pods(ready_only=True))
+
+    def metric(self, series: str, /, **labels: str) -> float | None:
+        """The first replica's sample that matches (only the leader has per-object series)."""
+        for pod in self._pods(ready_only=True):
+            for line in self._pod_metrics(pod).splitlines():
+                if line.startswith(series + "{") and _labels_match(line, labels):
+                    return float(line.rsplit(" ", 1)[1])
+                if not labels and line.startswith(series + " "):
+                    return float(line.rsplit(" ", 1)[1])
+        return None
+
+    @property
+    def log(self) -> Path:
+        """Every replica's log: those killed so far, then the live ones."""
+        killed = self.workdir / "killed.log"
+        path = self.workdir / "operator.log"
+        path.write_text((killed.read_text() if killed.exists() else "") + self._logs())
+        return path
+
+    def _logs(self) -> str:
+        return "".join(
+            self._kc("logs", pod, "--all-containers", check=False).stdout for pod in self._pods()
+        )
+
+
 def _labels_match(line: str, labels: dict[str, str]) -> bool:
     return all(f'{k}="{v}"' in line for k, v in labels.items())
 

@@ -21,6 +21,7 @@ from kubernetes import client
 
 from e2ekit import Operator, custom, events_for
 from localcluster import cluster as lc
+from localcluster import external
 
 pytestmark = pytest.mark.e2e
 
@@ -301,7 +302,7 @@ def test_zero_traffic_is_inconclusive_holds_and_then_fails(
 
 
 class _Proxy:
-    """A loopback HTTP proxy to Prometheus that the test can pull the plug on."""
+    """An HTTP proxy to Prometheus that the test can pull the plug on (loopback locally)."""
 
     def __init__(self, upstream: str) -> None:
         up = upstream
@@ -318,8 +319,8 @@ class _Proxy:
             def log_message(self, *_: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.server = ThreadingHTTPServer((external.bind_address(), 0), Handler)
+        self.url = f"http://{external.host_address()}:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -460,8 +461,8 @@ class _Gate:
             def log_message(self, *_: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/gate"
+        self.server = ThreadingHTTPServer((external.bind_address(), 0), Handler)
+        self.url = f"http://{external.host_address()}:{self.server.server_address[1]}/gate"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 

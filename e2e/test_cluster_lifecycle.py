@@ -14,7 +14,10 @@ import pytest
 
 from localcluster import cluster as lc
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.local_only("starts and stops a private local control plane"),
+]
 
 REPO = Path(__file__).resolve().parent.parent
 

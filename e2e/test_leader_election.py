@@ -21,7 +21,10 @@ from e2ekit import Operator
 from localcluster import cluster as lc
 from test_canary import live_weights, release, start, status, wait_phase
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.local_operator("runs two local replicas; on kind the chart has its own two"),
+]
 
 DABBA = Path(sys.executable).parent / "dabba"
 

@@ -17,7 +17,10 @@ from kubernetes.client.exceptions import ApiException
 
 from localcluster import cluster as lc
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.local_only("checks the local control plane itself (kwok nodes, loopback scrape)"),
+]
 
 
 def test_nodes_are_ready(k8s_api: client.ApiClient) -> None:

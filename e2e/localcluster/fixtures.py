@@ -1,6 +1,7 @@
 """pytest fixtures over the local control plane (the same code as ``make cluster-up``).
 
-``cluster`` reuses a running cluster or starts one. A cluster the tests started is stopped at
+``cluster`` reuses a running cluster or starts one (or, with ``DABBA_E2E_KUBECONFIG``, uses
+an external one: ``localcluster.external``). A cluster the tests started is stopped at
 the end on CI (``CI`` set) or with ``DABBA_STOP_CLUSTER=1``; on a developer's machine it keeps
 running, so the next run starts in seconds and two test sessions never pull the cluster from
 under each other (``make cluster-down`` stops it).
@@ -16,10 +17,16 @@ import pytest
 from kubernetes import client, config
 
 from localcluster import cluster as lc
+from localcluster import external
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Iterator[lc.Cluster]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[lc.Cluster]:
+    if external.configured():  # e2e/kind/run.sh: someone else's cluster, never started here
+        c: lc.Cluster = external.from_env(tmp_path_factory.mktemp("external-cluster"))
+        lc.install_crds(c)
+        yield c
+        return
     running = lc.attach()
     c = running or lc.up()
     lc.install_crds(c)  # the CRDs in the work tree may be newer than the running cluster's

@@ -20,7 +20,7 @@ import yaml
 from localcluster.cluster import REPO, Cluster, _run
 
 CHART = REPO / "charts" / "dabba"
-#: Release and namespace used for the e2e suite's operator (DABBA_E2E_AS_SERVICEACCOUNT=1).
+#: Release and namespace used for the e2e suite's operator (unless DABBA_E2E_AS_SERVICEACCOUNT=0).
 E2E_RELEASE = "dabba-e2e-sa"
 E2E_NAMESPACE = "dabba-system"
 FIELD_MANAGER = "dabba-satoken"
@@ -79,7 +79,7 @@ def create_token(cluster: Cluster, namespace: str, name: str, duration: str = "4
 
 def write_kubeconfig(cluster: Cluster, token: str, path: Path, namespace: str) -> Path:
     """A kubeconfig for the cluster's server and CA that authenticates with ``token``."""
-    admin = json.loads(cluster.kubeconfig.read_text())  # the local cluster writes JSON
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())  # JSON locally, YAML from kind
     server = admin["clusters"][0]["cluster"]
     doc = {
         "apiVersion": "v1",
