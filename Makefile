@@ -47,11 +47,13 @@ cluster-down: venv  ## stop every process cluster-up started (keeps the binary c
 cluster-status: venv  ## show the running cluster's endpoints and PIDs
 	$(LOCALCLUSTER) status
 
-lint: venv  ## ruff, mypy --strict, import-linter
+lint: venv  ## ruff, mypy --strict, import-linter, hadolint, shellcheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/shellcheck -x -P SCRIPTDIR .ci/run e2e/localcluster/build.sh e2e/kind/run.sh
 
 fmt: venv  ## apply ruff's formatting and autofixes
 	$(BIN)/ruff format .

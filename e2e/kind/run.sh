@@ -80,7 +80,7 @@ TARGETS_DIR=$WORK/targets
 mkdir -p "$TARGETS_DIR"
 PIDS=()
 
-# shellcheck disable=SC2317  # invoked by the trap below
+# shellcheck disable=SC2317,SC2329  # invoked by the trap below
 cleanup() {
   local rc=$?
   for pid in ${PIDS[@]+"${PIDS[@]}"}; do
