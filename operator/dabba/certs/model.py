@@ -769,7 +769,9 @@ class MeshCertificateSpec:
         if issuer_ref is None and not is_ca:
             raise SpecError("issuerRef is required unless isCA is true (a self-signed root)")
 
-        trust_domain, service_account, spiffe_id = _spiffe_fields(spec, is_ca=is_ca)
+        trust_domain, service_account, spiffe_id = _spiffe_fields(
+            spec, namespace=namespace, is_ca=is_ca
+        )
         service = _optional_str(spec.get("service"), "service")
         dns_names = _str_tuple(spec.get("dnsNames"), "dnsNames")
         for name in dns_names:
@@ -969,7 +971,9 @@ def _duration(raw: object, field: str) -> dt.timedelta | None:
         raise SpecError(f"{field}: {exc}") from None
 
 
-def _spiffe_fields(spec: Mapping[str, Any], *, is_ca: bool) -> tuple[str, str | None, str | None]:
+def _spiffe_fields(
+    spec: Mapping[str, Any], *, namespace: str, is_ca: bool
+) -> tuple[str, str | None, str | None]:
     trust_domain = _optional_str(spec.get("trustDomain"), "trustDomain") or DEFAULT_TRUST_DOMAIN
     if problem := validate_trust_domain(trust_domain):
         raise SpecError(f"trustDomain: {problem}")
@@ -979,7 +983,23 @@ def _spiffe_fields(spec: Mapping[str, Any], *, is_ca: bool) -> tuple[str, str | 
         raise SpecError("set either serviceAccountName or spiffeId, not both")
     if spiffe_id is not None and (problem := validate_spiffe_id(spiffe_id, require_path=not is_ca)):
         raise SpecError(f"spiffeId {spiffe_id!r}: {problem}")
+    if spiffe_id is not None and (claimed := spiffe_namespace(spiffe_id)) not in (None, namespace):
+        # Istio and SPIRE read /ns/<namespace>/ as the workload's namespace: a certificate
+        # claiming another namespace's identity would let this one impersonate it.
+        raise SpecError(
+            f"spiffeId {spiffe_id!r} claims namespace {claimed!r}; a MeshCertificate may only "
+            f"claim identities in its own namespace {namespace!r} (…/ns/{namespace}/…)"
+        )
     return trust_domain, service_account, spiffe_id
+
+
+def spiffe_namespace(spiffe_id: str) -> str | None:
+    """The namespace an Istio/SPIRE-style ID (``spiffe://td/ns/<ns>/sa/<sa>``) names, if any."""
+    path = spiffe_id.removeprefix(_SPIFFE_SCHEME).partition("/")[2]
+    segments = path.split("/")
+    if len(segments) >= 2 and segments[0] == "ns":  # noqa: PLR2004 - "ns", then the name
+        return segments[1]
+    return None
 
 
 def _issuer_ref(raw: object, namespace: str) -> IssuerRef | None:
@@ -1001,6 +1021,15 @@ def _issuer_ref(raw: object, namespace: str) -> IssuerRef | None:
     elif raw_format is not None:
         raise SpecError("issuerRef.format only applies to issuerRef.kind Secret")
     ref_namespace = _optional_str(ref.get("namespace"), "issuerRef.namespace") or namespace
+    if kind is IssuerKind.SECRET and ref_namespace != namespace:
+        # The operator can read every CA Secret; letting any namespace sign with another
+        # namespace's CA key would hand that key's authority to whoever may create a
+        # MeshCertificate. A CA shared across namespaces is a CA MeshCertificate.
+        raise SpecError(
+            f"issuerRef: a CA Secret must be in this MeshCertificate's namespace {namespace!r}, "
+            f"not {ref_namespace!r}; to share a CA across namespaces, make it a CA "
+            "MeshCertificate and reference that"
+        )
     return IssuerRef(kind=kind, name=name, namespace=ref_namespace, format=secret_format)
 
 

@@ -414,6 +414,16 @@ def test_a_ca_without_common_name_gets_a_generated_one_within_64_characters() ->
         pytest.param(
             {"spiffeId": "spiffe://td/x"}, "not both", id="spiffeId and serviceAccountName"
         ),
+        pytest.param(
+            {"serviceAccountName": None, "spiffeId": "spiffe://cluster.local/ns/bank/sa/vault"},
+            "claims namespace 'bank'",
+            id="spiffeId in another namespace",
+        ),
+        pytest.param(
+            {"issuerRef": {"kind": "Secret", "name": "ca", "format": "tls", "namespace": "bank"}},
+            "must be in this MeshCertificate's namespace 'shop', not 'bank'",
+            id="CA Secret in another namespace",
+        ),
         pytest.param({"trustDomain": "Cluster.Local"}, "lowercase", id="uppercase trust domain"),
         pytest.param({"ipAddresses": ["10.0.0.256"]}, "not an IPv4 or IPv6", id="invalid IP"),
         pytest.param({"dnsNames": ["Bad_Name"]}, "DNS-1123", id="invalid DNS name"),
@@ -618,3 +628,27 @@ def test_required_secret_keys_per_format() -> None:
         "root-cert.pem",
         "cert-chain.pem",
     }
+
+
+@pytest.mark.parametrize(
+    ("spiffe_id", "expected"),
+    [
+        ("spiffe://cluster.local/ns/shop/sa/web", "shop"),
+        ("spiffe://td/ns/shop", "shop"),
+        ("spiffe://td/ns", None),
+        ("spiffe://td/workload/ns/bank", None),
+        ("spiffe://td", None),
+    ],
+)
+def test_spiffe_namespace_reads_the_istio_convention(spiffe_id: str, expected: str | None) -> None:
+    assert model.spiffe_namespace(spiffe_id) == expected
+
+
+def test_own_namespace_identities_and_same_namespace_ca_secrets_are_accepted() -> None:
+    own = spec_of(serviceAccountName=None, spiffeId="spiffe://cluster.local/ns/shop/sa/web")
+    assert own.spiffe_id == "spiffe://cluster.local/ns/shop/sa/web"
+    other_shape = spec_of(serviceAccountName=None, spiffeId="spiffe://corp/billing/ns/bank")
+    assert other_shape.spiffe_id == "spiffe://corp/billing/ns/bank"
+    ca = spec_of(issuerRef={"kind": "Secret", "name": "ca", "format": "tls", "namespace": "shop"})
+    assert ca.issuer_ref is not None
+    assert ca.issuer_ref.namespace == "shop"
