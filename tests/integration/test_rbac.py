@@ -23,6 +23,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -187,7 +188,14 @@ def require_own_work(log: Path, namespace: str, name: str, event: str, **fields:
     act first, and then this run proves nothing about the chart's RBAC. That is a skip, never
     a pass; a refusal in our own log is a failure either way.
     """
-    if did(log, namespace, name, event, **fields):
+    # The line may follow the status write the caller waited for (status is written last in
+    # a reconcile, the log line after it): give it a moment before concluding anything.
+    deadline = time.monotonic() + 15
+    while not did(log, namespace, name, event, **fields):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    else:
         return
     assert_never_forbidden(log, namespace)
     pytest.skip(
@@ -347,7 +355,7 @@ def certificates(cluster: lc.Cluster, api: client.ApiClient, ns: str, log: Path)
         )
 
     lc.wait_for("the leaf certificate Ready", lambda: ready("api"), 60)
-    require_own_work(log, ns, "root", "issued")
+    require_own_work(log, ns, "root", "new signing CA")
     require_own_work(log, ns, "api", "issued")
     secret = core.read_namespaced_secret("api-tls", ns)
     assert secret.type == "kubernetes.io/tls"  # the Opaque one was deleted and replaced
@@ -643,7 +651,7 @@ def test_watch_namespaces_confines_the_operator_to_them(
                 ),
                 60,
             )
-            require_own_work(log, namespace, "root", "issued")
+            require_own_work(log, namespace, "root", "new signing CA")
             require_own_work(log, namespace, "web", "canary progressed", phase="Initialized")
             assert ("MeshCertificate", "root", "Issued") in events_posted(k8s_api, namespace)
             assert (
