@@ -14,7 +14,7 @@ LOCALCLUSTER := PYTHONPATH=$(CURDIR)/e2e $(BIN)/python -m localcluster
 PYTEST_ARGS ?=
 
 .PHONY: help venv deps binaries cluster-up cluster-down cluster-status lint fmt unit \
-        integration e2e test demo clean
+        integration e2e test chaos demo clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ e2e: binaries  ## e2e suite against the local cluster (or any KUBECONFIG with DA
 
 test: lint binaries  ## everything CI runs: lint, type check, layers, unit, integration, e2e
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+chaos: binaries  ## the reliability and security suite at full size (e2e/chaos; DABBA_CHAOS_SEED=n replays)
+	DABBA_CHAOS_SCALE=full $(BIN)/pytest e2e/chaos -m chaos -s --timeout=5400 $(PYTEST_ARGS)
 
 demo: cluster-up  ## bring the cluster up and show a sample Canary and MeshCertificate
 	PYTHONPATH=$(CURDIR)/e2e $(BIN)/python e2e/demo.py

@@ -829,6 +829,54 @@ def _stop(cdir: Path, state: State) -> list[str]:
     return stopped
 
 
+@contextlib.contextmanager
+def component_stopped(cluster: Cluster, name: str, *, ready_timeout: float = 120) -> Iterator[None]:
+    """Stop one running component (e.g. ``kube-apiserver``) and start it again on exit.
+
+    For fault injection: the component is stopped like ``down()`` stops it (SIGTERM to its
+    process group, SIGKILL after 20 s) and started again with the command line, environment
+    and working directory it ran with, so it comes back on the same ports with the same data
+    (etcd keeps running). Its new PID is recorded in ``state.json``. The cluster directory
+    stays locked meanwhile, so a concurrent ``up()`` cannot take the gap for a dead cluster.
+    On exit waits until the apiserver answers ``/readyz`` again (any component: ``alive``).
+    """
+    pid = cluster.state.pids[name]
+    argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]]
+    raw_env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    env = dict(e.decode(errors="replace").partition("=")[::2] for e in raw_env if b"=" in e)
+    with _locked(cluster.dir):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            wait_for(f"{name} to end", lambda: not alive(pid), 10)
+        child = _CHILDREN.pop(pid, None)
+        if child is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=5)
+        try:
+            yield
+        finally:
+            proc = _spawn(name, argv, cluster.dir, cluster.state, env=env)
+            ctx = _ssl_context(cluster.dir)
+
+            def ready() -> bool:
+                if name == "kube-apiserver":
+                    return proc.poll() is None and _https_ok(f"{cluster.apiserver_url}/readyz", ctx)
+                return alive(proc.pid)
+
+            wait_for(
+                f"{name} back",
+                ready,
+                ready_timeout,
+                on_fail=lambda: _log_tail(cluster.dir / "logs" / f"{name}.log"),
+            )
+
+
 def down(cdir: Path | None = None) -> list[str]:
     """Stop every process ``up()`` started (by recorded PID); keep the binary cache."""
     cdir = cdir or default_dir()

@@ -14,8 +14,10 @@ from typing import Any
 
 from dabba.canary import webhooks, workloads
 from dabba.canary.model import CanarySpec, CanaryStatus, parse_time
+from dabba.canary.naming import CANARY_LABEL
 from dabba.canary.routers import TrafficRouter
 from dabba.canary.state_machine import Controls, Observation, Plan, WebhookResult
+from dabba.errors import SpecError
 from dabba.k8s import meta
 from dabba.k8s.client import Clients
 from dabba.metrics import MetricsProvider, QueryResult
@@ -61,6 +63,12 @@ def observe(k: Clients, router: TrafficRouter, spec: CanarySpec, body: Mapping[s
     if target is None:
         raise TargetMissingError(f"target Deployment {spec.namespace}/{spec.target.name} not found")
     primary = workloads.read_deployment(k, spec.namespace, spec.primary_name)
+    owner = ((primary or {}).get("metadata", {}).get("labels") or {}).get(CANARY_LABEL)
+    if owner is not None and owner != spec.name:
+        raise SpecError(
+            f"Deployment {spec.primary_name} is managed by Canary {owner}; two Canaries cannot "
+            f"target one Deployment ({spec.target.name})"
+        )
     declared = int((primary or target).get("spec", {}).get("replicas", 1))
     obs = Observation(
         revision=workloads.revision(k, target),

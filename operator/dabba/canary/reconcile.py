@@ -142,6 +142,9 @@ def evaluate(
     except observe_mod.TargetMissingError as exc:
         _blocked(k, body, status, "TargetNotFound", str(exc), now, record)
         return Outcome(BLOCKED_RETRY, spec.target.name)
+    except SpecError as exc:  # e.g. the routing object or primary belongs to another Canary
+        _blocked(k, body, status, "InvalidSpec", str(exc), now, record)
+        return Outcome(BLOCKED_RETRY, spec.target.name)
 
     due_at = status.last_tick_time + spec.analysis.interval if status.last_tick_time else None
     the_plan = plan(spec, status, world.observation, now)
