@@ -77,5 +77,16 @@ chaos: binaries  ## the reliability and security suite at full size (e2e/chaos; 
 demo: cluster-up  ## bring the cluster up and show a sample Canary and MeshCertificate
 	PYTHONPATH=$(CURDIR)/e2e $(BIN)/python e2e/demo.py
 
+BENCH_STAMP := $(VENV)/.bench-installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+BENCH_ARGS ?=
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	@rm -f $(VENV)/.bench-installed-*; touch $@
+
+.PHONY: bench
+bench: binaries $(BENCH_STAMP)  ## benchmarks on the local cluster (BENCH_ARGS, bench/README.md)
+	PYTHONPATH=$(CURDIR)/e2e:$(CURDIR) $(BIN)/python -m bench $(BENCH_ARGS)
+
 clean: cluster-down  ## stop the cluster and remove .venv (the binary cache stays)
 	rm -rf $(VENV)

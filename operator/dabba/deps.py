@@ -15,9 +15,15 @@ from dabba.clock import Clock
 from dabba.config import OperatorConfig
 from dabba.k8s.client import Clients
 
+#: Reconcile threads. Why 32: evaluations mostly wait on the API server and Prometheus, and
+#: Canaries released together fall due in the same second; with 8 threads 100 such Canaries
+#: queued for up to 2 s behind each other (canary-scale benchmark, issue 8). 32 matches the
+#: client's connection pool (``dabba.k8s.client``).
+WORKERS = 32
+
 
 def _executor() -> ThreadPoolExecutor:
-    executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dabba")
+    executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dabba")
     _EXECUTORS.append(executor)
     return executor
 
@@ -66,7 +72,7 @@ class Deps:
     #: Worker threads for reconciles (the kubernetes client and key generation block). Ours,
     #: not asyncio's default pool, so shutdown can drop queued work instead of running it all.
     executor: ThreadPoolExecutor = dataclasses.field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=8, thread_name_prefix="dabba")
+        default_factory=lambda: ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dabba")
     )
 
     async def run(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:

@@ -11,6 +11,8 @@ import contextlib
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from dabba.k8s import client as k8s_client
+
 REGISTRY = CollectorRegistry(auto_describe=True)
 
 # -- certificates --------------------------------------------------------------------------
@@ -105,6 +107,23 @@ reconcile_errors = Counter(
     ("kind",),
     registry=REGISTRY,
 )
+
+
+api_requests = Counter(
+    "dabba_api_requests",
+    "Kubernetes API requests made by dabba's own client, by verb and resource (RBAC names). "
+    "kopf's requests (watches, finalizers, its progress annotations, Events) are not included.",
+    ("verb", "resource"),
+    registry=REGISTRY,
+)
+
+
+def count_api_request(verb: str, resource: str) -> None:
+    """One API request through ``dabba.k8s.client`` (registered as its request observer)."""
+    api_requests.labels(verb, resource).inc()
+
+
+k8s_client.observe_requests(count_api_request)
 
 
 def forget_certificate(namespace: str, name: str) -> None:

@@ -38,6 +38,9 @@ log = structlog.get_logger("dabba.canary")
 BLOCKED_RETRY = 30.0
 #: Never sleep longer than this between evaluations (re-hashes referenced config, repairs).
 MAX_SLEEP = 60.0
+#: Wake this long after a tick is due: a timer that fires a hair early would find it not yet
+#: due and wait the state machine's minimum requeue (a second) instead.
+DUE_MARGIN = 0.02
 
 Recorder = Callable[[str, str, str], None]
 
@@ -163,7 +166,32 @@ def evaluate(
     requeue = decision.requeue_after
     if requeue is None and not is_due(spec, new, now):
         requeue = MAX_SLEEP
-    return Outcome(min(requeue, MAX_SLEEP) if requeue is not None else MAX_SLEEP, spec.target.name)
+    return Outcome(_sleep(spec, status, new, requeue, now, clock()), spec.target.name)
+
+
+def _sleep(
+    spec: CanarySpec,
+    old: CanaryStatus,
+    new: CanaryStatus,
+    requeue: float | None,
+    decided: dt.datetime,
+    done: dt.datetime,
+) -> float:
+    """How long the daemon sleeps: the decision's requeue counted from when it was decided.
+
+    Why: the daemon starts sleeping only after the actions and the status write (tenths of a
+    second, seconds on a loaded API server), and a tick stores ``lastTickTime`` truncated to
+    the second; sleeping a full interval from the end of the evaluation made every tick start
+    up to a second plus the evaluation's duration late. After a tick, wake when the next one
+    is due (``lastTickTime + interval``, a little after, so ``is_due`` holds).
+    """
+    if requeue is None:
+        return MAX_SLEEP
+    sleep = min(requeue, MAX_SLEEP) - max((done - decided).total_seconds(), 0.0)
+    if new.last_tick_time is not None and new.last_tick_time != old.last_tick_time:
+        due = new.last_tick_time + spec.analysis.interval - done
+        sleep = min(sleep, due.total_seconds() + DUE_MARGIN)
+    return max(sleep, 0.0)
 
 
 def _observe(

@@ -1,0 +1,1 @@
+"""dabba's benchmarks: ``make bench`` (``python -m bench``). See ``bench/README.md``."""
