@@ -465,13 +465,18 @@ def _write_status(
 def _condition_events(
     old: MeshCertificateStatus, new: MeshCertificateStatus, record: Recorder
 ) -> None:
-    """An Event whenever Ready, Expired or RenewalOverdue changes status."""
+    """An Event whenever Ready, Expired or RenewalOverdue changes status.
+
+    A condition's first value is news only when it is bad: a new certificate's Ready=True,
+    Expired=False and RenewalOverdue=False say nothing the Issued Event does not, and three
+    Events per certificate were most of its API writes (issuance benchmark, issue 8).
+    """
     for type_ in (ConditionType.READY, ConditionType.EXPIRED, ConditionType.RENEWAL_OVERDUE):
         before, after = old.condition(type_), new.condition(type_)
         if after is None or (before is not None and before.status is after.status):
             continue
         bad = (type_ == ConditionType.READY) != after.is_true
-        if after.status is ConditionStatus.UNKNOWN:
+        if after.status is ConditionStatus.UNKNOWN or (before is None and not bad):
             continue
         record(
             "Warning" if bad else "Normal",
