@@ -303,7 +303,16 @@ def test_status_json_and_yaml_match_the_cluster(dabba: Run, kube: Kube) -> None:
     assert 7000 < payments["secondsLeft"] <= 7200
     assert items["MeshCertificate", "orders"]["state"] == "Pending"
 
-    assert yaml.safe_load(dabba("status", "-n", kube.ns, "-o", "yaml").stdout) == doc
+    # The same document as YAML; secondsLeft counts down between the two calls.
+    as_yaml = yaml.safe_load(dabba("status", "-n", kube.ns, "-o", "yaml").stdout)
+    yaml_left = {(i["kind"], i["name"]): i.pop("secondsLeft") for i in as_yaml["items"]}
+    json_left = {(i["kind"], i["name"]): i.pop("secondsLeft") for i in doc["items"]}
+    assert as_yaml == doc
+    assert yaml_left.keys() == json_left.keys()
+    for key, left in json_left.items():
+        assert (left is None) == (yaml_left[key] is None), key
+        if left is not None:
+            assert 0 <= left - yaml_left[key] <= 5, key  # seconds between the two calls
 
     table = dabba("status", "-n", kube.ns)
     assert table.exit_code == 0
