@@ -161,10 +161,31 @@ class Readiness:
     ready_replicas: int = 0
     desired_replicas: int = 0
     not_ready_since: dt.datetime | None = None
+    #: Replicas on the current template (None: not known, e.g. no Deployment).
+    updated_replicas: int | None = None
+    #: All replicas, old template included.
+    total_replicas: int | None = None
+    #: Whether the Deployment controller has seen the latest spec (observedGeneration).
+    observed: bool = True
 
     def describe(self) -> str:
-        """``2/3 replicas ready``."""
-        return f"{self.ready_replicas}/{self.desired_replicas} replicas ready"
+        """``2/3 replicas ready``, or what else keeps enough ready replicas from counting."""
+        counts = f"{self.ready_replicas}/{self.desired_replicas} replicas ready"
+        if (
+            self.ready
+            or self.updated_replicas is None
+            or self.ready_replicas < self.desired_replicas
+        ):
+            return counts
+        # Enough replicas are ready, yet the rollout is not done: say why, or "2/2 ready"
+        # reads like a contradiction next to "waiting".
+        if not self.observed:
+            return f"{counts}, the new template not yet picked up by the Deployment controller"
+        if self.updated_replicas is not None and self.updated_replicas < self.desired_replicas:
+            return f"{counts}, {self.updated_replicas}/{self.desired_replicas} on the new template"
+        if self.total_replicas is not None and self.total_replicas > self.desired_replicas:
+            return f"{counts}, {self.total_replicas - self.desired_replicas} old still running"
+        return f"{counts}, not all available yet"
 
 
 @dataclass(frozen=True, slots=True)

@@ -137,6 +137,9 @@ def readiness(
         ready_replicas=ready_replicas,
         desired_replicas=desired,
         not_ready_since=None if ready else not_ready_since,
+        updated_replicas=updated,
+        total_replicas=total,
+        observed=current,
     )
 
 
