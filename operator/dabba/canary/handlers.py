@@ -13,6 +13,7 @@ the others only with the label ``dabba.io/canary``, selected by the API server.
 from __future__ import annotations
 
 import asyncio
+import copy
 from typing import Any
 
 import kopf
@@ -132,9 +133,14 @@ async def canary(
         kopf.event(body, type=type_, reason=reason, message=message)
 
     stop: asyncio.Future[None] = asyncio.ensure_future(_until(stopped))
+    #: The Canary as our last status write returned it (kopf's body may not show it yet).
+    written: dict[str, Any] | None = None
     try:
         while not stopped:
             waker.seen = _seen(body)
+            # A copy taken here, on the event loop, where kopf replaces the body's content.
+            # The newer of it and our last write is current: no GET (None: read the API).
+            known = reconcile.newest(copy.deepcopy(dict(body)), written)
             try:
                 outcome = await deps.run_until(
                     stop,
@@ -145,6 +151,7 @@ async def canary(
                     state.providers,
                     deps.clock.now,
                     record,
+                    known,
                 )
             except Stopping:
                 return
@@ -153,6 +160,7 @@ async def canary(
                 log.exception("evaluation failed", kind="Canary", namespace=namespace, name=name)
                 await waker.sleep(ERROR_RETRY, stop)
                 continue
+            written = outcome.written or written
             if outcome.target:
                 state.wakeups.depend(
                     key, (namespace, outcome.target), (namespace, f"{outcome.target}-primary")
