@@ -15,12 +15,12 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 import dabba.canary.handlers
-import dabba.certs.handlers  # noqa: F401 - registers the MeshCertificate handlers
+import dabba.certs.handlers  # registers the MeshCertificate handlers
 from dabba.clock import SystemClock
 from dabba.config import OperatorConfig
 from dabba.deps import Deps
 from dabba.k8s import meta, objects
-from dabba.k8s.client import clients
+from dabba.k8s.client import clients, with_cache
 from dabba.server import HealthServer
 
 #: Seconds a peering record stays valid without a keep-alive (kopf's default is 60).
@@ -61,7 +61,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.execution.max_workers = 16
 
     config: OperatorConfig = memo.config
-    memo.deps = Deps(config=config, clients=clients(), clock=SystemClock())
+    # The Canary controller reads what its watches keep (dabba.k8s.cache), not the API.
+    cache = dabba.canary.handlers.object_cache(settings)
+    memo.deps = Deps(config=config, clients=with_cache(clients(), cache), clock=SystemClock())
     if not config.standalone:
         await asyncio.to_thread(_ensure_peering, memo.deps, config)
     memo.ready = asyncio.Event()

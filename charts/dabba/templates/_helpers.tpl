@@ -110,10 +110,12 @@ namespaces) or in a Role per watched namespace. */}}
 - apiGroups: [apps]
   resources: [statefulsets, daemonsets]
   verbs: [patch]
-# Canary: the apex, -primary and -canary Services (read, create, repair or switch the selector).
+# Canary: the apex, -primary and -canary Services (read, create, repair or switch the selector);
+# list and watch with the label selector dabba.io/canary keep the copies an evaluation reads
+# (not restrictable by label in RBAC, like Secrets; Services hold no secrets).
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, create, patch]
+  verbs: [get, list, watch, create, patch]
 # Canary: a ConfigMap the target's pod template references is part of the revision hash.
 # MeshCertificate: a CA's trust bundle ConfigMaps, read and written by name only (no list or
 # watch: dabba never needs to see other ConfigMaps), deleted with their CA.
@@ -132,14 +134,16 @@ namespaces) or in a Role per watched namespace. */}}
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
   verbs: [list, create]
-# Canary router istio: the VirtualService and DestinationRules (delete: revert on deletion).
+# Canary router istio: the VirtualService and DestinationRules (delete: revert on deletion;
+# list and watch, label-selected dabba.io/canary: the copies an evaluation reads).
 - apiGroups: [networking.istio.io]
   resources: [virtualservices, destinationrules]
-  verbs: [get, create, update, delete]
-# Canary router gatewayapi: the HTTPRoute (delete: revert on deletion).
+  verbs: [get, list, watch, create, update, delete]
+# Canary router gatewayapi: the HTTPRoute (delete: revert on deletion; list and watch,
+# label-selected: the copies an evaluation reads).
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
-  verbs: [get, create, update, delete]
+  verbs: [get, list, watch, create, update, delete]
 {{- end -}}
 
 {{/* Leader election inside one watched namespace (KopfPeering). */}}

@@ -4,11 +4,16 @@ The daemon evaluates (in a worker thread) and sleeps until the state machine's r
 — the next tick, a readiness poll — or until poked: the Canary's spec or control annotations
 changed, or its target or primary Deployment changed (a new revision starts at once, not at
 the next poll). Status holds everything a run needs, so a restarted operator resumes it.
+
+The watches on Deployments, on the Services and on the routing objects also keep the copies
+an evaluation reads (``dabba.k8s.cache``): Deployments all (targets carry no label of ours),
+the others only with the label ``dabba.io/canary``, selected by the API server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 from typing import Any
 
 import kopf
@@ -16,9 +21,12 @@ import structlog
 
 from dabba import telemetry
 from dabba.canary import reconcile
+from dabba.canary.naming import CANARY_LABEL
+from dabba.canary.workloads import DEPLOYMENTS, SERVICES
 from dabba.config import OperatorConfig
 from dabba.deps import Deps, Stopping
 from dabba.k8s import meta
+from dabba.k8s.cache import ObjectCache, has_label, without_managed_fields
 from dabba.metrics.prometheus import PrometheusProvider
 from dabba.wakeups import Wakeups
 
@@ -28,6 +36,41 @@ log = structlog.get_logger("dabba.canary")
 MIN_SLEEP = 0.2
 #: After an unexpected error, look again after this long.
 ERROR_RETRY = 5.0
+#: The routing objects the routers write, (group, version, plural); their cache name is
+#: ``plural.group`` (``routers._shared.CustomKind.resource``).
+ROUTING_KINDS = (
+    ("networking.istio.io", "v1", "virtualservices"),
+    ("networking.istio.io", "v1", "destinationrules"),
+    ("gateway.networking.k8s.io", "v1", "httproutes"),
+)
+
+
+def object_cache(settings: kopf.OperatorSettings) -> ObjectCache:
+    """The cache the Canary controller reads through, and the watches that feed it.
+
+    Called once at startup (``dabba.main``), before any watch starts. Services and routing
+    objects are watched with the label selector ``dabba.io/canary`` (server-side: the
+    operator never receives anyone else's); Deployments without one, as before.
+    """
+    cache = ObjectCache()
+    cache.serve(DEPLOYMENTS, slim=without_managed_fields)
+    settings.watching.label_selectors["", "v1", "services"] = CANARY_LABEL
+    cache.serve(SERVICES, has_label(CANARY_LABEL))
+    for group, _, plural in ROUTING_KINDS:
+        settings.watching.label_selectors[group, plural] = CANARY_LABEL
+        cache.serve(f"{plural}.{group}", has_label(CANARY_LABEL))
+    return cache
+
+
+def _feed(memo: kopf.Memo, resource: str, type_: str | None, body: kopf.Body) -> None:
+    deps: Deps | None = memo.get("deps")
+    cache = deps.clients.cache if deps is not None else None
+    if cache is None:
+        return
+    if type_ == "DELETED":
+        cache.deleted(resource, body)
+    else:
+        cache.put(resource, body)
 
 
 class CanaryState:
@@ -90,9 +133,14 @@ async def canary(
         kopf.event(body, type=type_, reason=reason, message=message)
 
     stop: asyncio.Future[None] = asyncio.ensure_future(_until(stopped))
+    #: The Canary as our last status write returned it (kopf's body may not show it yet).
+    written: dict[str, Any] | None = None
     try:
         while not stopped:
             waker.seen = _seen(body)
+            # A copy taken here, on the event loop, where kopf replaces the body's content.
+            # The newer of it and our last write is current: no GET (None: read the API).
+            known = reconcile.newest(copy.deepcopy(dict(body)), written)
             try:
                 outcome = await deps.run_until(
                     stop,
@@ -103,6 +151,7 @@ async def canary(
                     state.providers,
                     deps.clock.now,
                     record,
+                    known,
                 )
             except Stopping:
                 return
@@ -111,6 +160,7 @@ async def canary(
                 log.exception("evaluation failed", kind="Canary", namespace=namespace, name=name)
                 await waker.sleep(ERROR_RETRY, stop)
                 continue
+            written = outcome.written or written
             if outcome.target:
                 state.wakeups.depend(
                     key, (namespace, outcome.target), (namespace, f"{outcome.target}-primary")
@@ -135,10 +185,43 @@ async def canary_changed(
 
 
 @kopf.on.event("apps", "v1", "deployments")
-async def deployment_changed(namespace: str | None, name: str, memo: kopf.Memo, **_: Any) -> None:
-    """A target or primary Deployment changed: wake the Canaries that use it."""
+async def deployment_changed(
+    namespace: str | None, name: str, type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    """A target or primary Deployment changed: keep its copy, wake the Canaries that use it."""
+    _feed(memo, DEPLOYMENTS, type, body)
     if namespace is not None:
         _state(memo).wakeups.poke_dependents((namespace, name))
+
+
+# No client-side label filter on these: an object whose label was removed arrives as DELETED
+# (the server-side selector no longer matches) still without the label, and must be dropped.
+@kopf.on.event("", "v1", "services")
+async def service_changed(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Keep the copy of a Service dabba manages (label-selected watch)."""
+    _feed(memo, SERVICES, type, body)
+
+
+@kopf.on.event(*ROUTING_KINDS[0])
+async def virtual_service_changed(
+    type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    """Keep the copy of a VirtualService dabba manages (label-selected watch)."""
+    _feed(memo, "virtualservices.networking.istio.io", type, body)
+
+
+@kopf.on.event(*ROUTING_KINDS[1])
+async def destination_rule_changed(
+    type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
+    """Keep the copy of a DestinationRule dabba manages (label-selected watch)."""
+    _feed(memo, "destinationrules.networking.istio.io", type, body)
+
+
+@kopf.on.event(*ROUTING_KINDS[2])
+async def http_route_changed(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Keep the copy of an HTTPRoute dabba manages (label-selected watch)."""
+    _feed(memo, "httproutes.gateway.networking.k8s.io", type, body)
 
 
 # Not optional: the finalizer lets revertOnDeletion run before the object disappears.

@@ -39,12 +39,22 @@ Obj = dict[str, Any]
 #: restarts (restartOnRotation) must not start a canary analysis of the same code.
 IGNORED_TEMPLATE_ANNOTATION_PREFIXES = ("dabba.io/certificate-", "dabba.io/restarted-at")
 
+#: Cache names (``dabba.k8s.cache``) of the kinds read here, as ``dabba_api_requests_total``
+#: spells them.
+DEPLOYMENTS = "deployments.apps"
+SERVICES = "services"
 
-def read_deployment(k: Clients, namespace: str, name: str) -> Obj | None:
-    resp = objects.or_none(
-        lambda: k.apps.read_namespaced_deployment(name, namespace, _preload_content=False)
-    )
-    return objects.raw_json(resp) if resp is not None else None
+
+def read_deployment(k: Clients, namespace: str, name: str, *, fresh: bool = False) -> Obj | None:
+    """The Deployment, from the watch-fed cache unless ``fresh`` (then always a GET)."""
+
+    def read() -> object:
+        return k.apps.read_namespaced_deployment(name, namespace, _preload_content=False)
+
+    if fresh:
+        resp = objects.or_none(read)
+        return objects.raw_json(resp) if resp is not None else None
+    return objects.read_through(k, DEPLOYMENTS, namespace, name, read)
 
 
 def target_selector(target: Mapping[str, Any]) -> dict[str, str]:
@@ -180,13 +190,15 @@ def ensure_primary(
         },
     }
     try:
-        k.apps.create_namespaced_deployment(
+        resp = k.apps.create_namespaced_deployment(
             spec.namespace, client.V1Deployment.model_validate(body), _preload_content=False
         )
     except ApiException as exc:
         if exc.status == objects.ALREADY_EXISTS:
+            objects.forget(k, DEPLOYMENTS, spec.namespace, spec.primary_name)
             return False
         raise
+    objects.wrote(k, DEPLOYMENTS, resp)
     mirror_hpa(k, spec, owner)
     return True
 
@@ -253,27 +265,38 @@ def ensure_services(
         (spec.service.name, primary_selector(selector), {"labels": {CANARY_LABEL: spec.name}}),
     ]
     for name, sel, metadata in wanted:
-        existing = objects.or_none(
-            lambda n=name: k.core.read_namespaced_service(  # type: ignore[misc]
-                n, spec.namespace, _preload_content=False
-            )
-        )
+        existing = read_service(k, spec.namespace, name)
         body = _service_body(spec, name, sel, metadata)
         if existing is None:
             try:
-                k.core.create_namespaced_service(
+                resp = k.core.create_namespaced_service(
                     spec.namespace, client.V1Service.model_validate(body), _preload_content=False
                 )
             except ApiException as exc:
                 if exc.status != objects.ALREADY_EXISTS:
                     raise
+                objects.forget(k, SERVICES, spec.namespace, name)
+            else:
+                objects.wrote(k, SERVICES, resp)
         elif name != spec.service.name:
             # Repair the selector of the Services dabba owns if someone changed it.
-            current = objects.raw_json(existing).get("spec", {}).get("selector") or {}
+            current = existing.get("spec", {}).get("selector") or {}
             if current != sel:
-                k.core.patch_namespaced_service(
+                resp = k.core.patch_namespaced_service(
                     name, spec.namespace, {"spec": {"selector": sel}}, _preload_content=False
                 )
+                objects.wrote(k, SERVICES, resp)
+
+
+def read_service(k: Clients, namespace: str, name: str) -> Obj | None:
+    """The Service, from the watch-fed cache when it carries our label, else a GET."""
+    return objects.read_through(
+        k,
+        SERVICES,
+        namespace,
+        name,
+        lambda: k.core.read_namespaced_service(name, namespace, _preload_content=False),
+    )
 
 
 def scale(k: Clients, namespace: str, name: str, replicas: int) -> bool:
@@ -283,6 +306,10 @@ def scale(k: Clients, namespace: str, name: str, replicas: int) -> bool:
             name, namespace, {"spec": {"replicas": replicas}}, _preload_content=False
         )
     )
+    # The answer is a Scale, not the Deployment: the next read waits for the watch (or GETs),
+    # never an older copy (the Scale's resourceVersion is the Deployment's).
+    rv = (objects.raw_json(resp).get("metadata") or {}).get("resourceVersion") if resp else None
+    objects.forget(k, DEPLOYMENTS, namespace, name, rv)
     return resp is not None
 
 
@@ -292,12 +319,14 @@ def copy_template_to_primary(k: Clients, spec: CanarySpec, rev: str) -> bool:
     Returns False (and changes nothing) when the target moved on to another revision since
     the analysis: promoting an unanalysed template would defeat the point.
     """
-    target = read_deployment(k, spec.namespace, spec.target.name)
+    # Fresh reads: promotion is rare, and must not copy a template the cache has not caught
+    # up with.
+    target = read_deployment(k, spec.namespace, spec.target.name, fresh=True)
     if target is None or revision(k, target) != rev:
         return False
 
     def write() -> bool:
-        primary = read_deployment(k, spec.namespace, spec.primary_name)
+        primary = read_deployment(k, spec.namespace, spec.primary_name, fresh=True)
         if primary is None:
             return False
         selector = target_selector(target)
@@ -307,12 +336,13 @@ def copy_template_to_primary(k: Clients, spec: CanarySpec, rev: str) -> bool:
         )
         primary["spec"]["template"] = template
         primary["metadata"].setdefault("annotations", {})[REVISION_ANNOTATION] = rev
-        k.apps.replace_namespaced_deployment(
+        resp = k.apps.replace_namespaced_deployment(
             spec.primary_name,
             spec.namespace,
             client.V1Deployment.model_validate(primary),
             _preload_content=False,
         )
+        objects.wrote(k, DEPLOYMENTS, resp)
         return True
 
     return objects.retry_on_conflict(write)
@@ -328,7 +358,7 @@ def primary_revision(primary: Mapping[str, Any] | None) -> str | None:
 
 def point_apex_at_target(k: Clients, spec: CanarySpec, target: Mapping[str, Any]) -> None:
     """Revert: the apex Service selects the target's own pods again."""
-    objects.or_none(
+    resp = objects.or_none(
         lambda: k.core.patch_namespaced_service(
             spec.service.name,
             spec.namespace,
@@ -336,3 +366,5 @@ def point_apex_at_target(k: Clients, spec: CanarySpec, target: Mapping[str, Any]
             _preload_content=False,
         )
     )
+    if resp is not None:
+        objects.wrote(k, SERVICES, resp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from kubernetes.client import rest
 from kubernetes.config.config_exception import ConfigException
 
 from dabba.errors import ConfigError
+from dabba.k8s.cache import ObjectCache
 
 #: Called with ``(verb, resource)`` before every API request the clients make.
 RequestObserver = Callable[[str, str], None]
@@ -136,6 +138,9 @@ class Clients:
     apps: client.AppsV1Api
     custom: client.CustomObjectsApi
     autoscaling: client.AutoscalingV2Api
+    #: Watch-fed copies of the objects the Canary controller reads (``dabba.k8s.cache``); only
+    #: the operator has one (``with_cache``): without a watch feeding it, a copy would go stale.
+    cache: ObjectCache | None = None
 
 
 def _configuration(kubeconfig: str | None, context: str | None) -> client.Configuration:
@@ -167,3 +172,8 @@ def clients(kubeconfig: str | None = None, context: str | None = None) -> Client
         custom=client.CustomObjectsApi(api),
         autoscaling=client.AutoscalingV2Api(api),
     )
+
+
+def with_cache(k: Clients, cache: ObjectCache) -> Clients:
+    """The same clients, reading through ``cache`` where a watch feeds it."""
+    return dataclasses.replace(k, cache=cache)

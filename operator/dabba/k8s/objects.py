@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 from kubernetes.client.exceptions import ApiException
 
 from dabba.k8s import meta
+from dabba.k8s.cache import ObjectCache
 from dabba.k8s.client import Clients
 
 T = TypeVar("T")
@@ -90,3 +91,50 @@ def owner_reference(obj: Mapping[str, Any], *, controller: bool = True) -> dict[
         "controller": controller,
         "blockOwnerDeletion": True,
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Reads through the watch-fed cache (``dabba.k8s.cache``)
+
+
+def cache_of(k: Clients | None) -> ObjectCache | None:
+    """The clients' cache, if they have one (the operator's do; the CLI's and tests' not)."""
+    return getattr(k, "cache", None)
+
+
+def read_through(
+    k: Clients, resource: str, namespace: str, name: str, read: Callable[[], object]
+) -> dict[str, Any] | None:
+    """The object from the cache when a watch keeps it there; else ``read()`` (a raw GET,
+    404 is ``None``), whose answer the cache keeps for the next time."""
+    cache = cache_of(k)
+    if cache is not None and cache.serves(resource):
+        hit = cache.get(resource, namespace, name)
+        if hit is not None:
+            return hit
+    resp = or_none(read)
+    if resp is None:
+        return None
+    obj = raw_json(resp)
+    if cache is not None:
+        cache.put(resource, obj)
+    return obj
+
+
+def wrote(k: Clients, resource: str, resp: object) -> dict[str, Any]:
+    """Write-through: the object a create, replace or patch returned (raw response) replaces
+    the cached copy, so the next read sees this write. Returns the object."""
+    obj = raw_json(resp)
+    cache = cache_of(k)
+    if cache is not None:
+        cache.put(resource, obj)
+    return obj
+
+
+def forget(
+    k: Clients, resource: str, namespace: str, name: str, resource_version: str | None = None
+) -> None:
+    """Stop trusting the cached copy (after a write that lost a race, a scale, a delete)."""
+    cache = cache_of(k)
+    if cache is not None:
+        cache.forget(resource, namespace, name, resource_version)

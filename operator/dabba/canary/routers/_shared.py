@@ -222,20 +222,33 @@ class CustomKind:
         """``group/version``."""
         return f"{self.group}/{self.version}"
 
+    @property
+    def resource(self) -> str:
+        """``plural.group``: the name of its copies in ``dabba.k8s.cache`` (and in metrics)."""
+        return f"{self.plural}.{self.group}"
 
-def get_custom(k: Clients, kind: CustomKind, namespace: str, name: str) -> Obj | None:
-    """The object as a dict, or ``None``."""
-    resp = objects.or_none(
-        lambda: k.custom.get_namespaced_custom_object(
+
+def get_custom(
+    k: Clients, kind: CustomKind, namespace: str, name: str, *, fresh: bool = False
+) -> Obj | None:
+    """The object as a dict, or ``None``: from the watch-fed cache when it holds it (objects
+    carrying our label), else (and always when ``fresh``) a GET."""
+
+    def read() -> object:
+        return k.custom.get_namespaced_custom_object(
             kind.group, kind.version, namespace, kind.plural, name, _preload_content=False
         )
-    )
-    return objects.raw_json(resp) if resp is not None else None
+
+    if fresh:
+        resp = objects.or_none(read)
+        return objects.raw_json(resp) if resp is not None else None
+    return objects.read_through(k, kind.resource, namespace, name, read)
 
 
 def delete_custom(k: Clients, kind: CustomKind, obj: Mapping[str, Any]) -> None:
     """Delete exactly this object (uid precondition: never a same-named successor)."""
     md = obj["metadata"]
+    objects.forget(k, kind.resource, md["namespace"], md["name"])
     options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=md["uid"]))
     try:
         k.custom.delete_namespaced_custom_object(
@@ -266,6 +279,10 @@ def converge(
     object to write, or ``None`` to leave it alone. A create or a replace (carrying the
     ``resourceVersion`` just read) that loses a race gets a 409 and the whole read-compute-
     write runs again, so a concurrent edit by someone else is never overwritten.
+
+    The read comes from the watch-fed cache (``dabba.k8s.cache``): nothing is read from the
+    API when nothing needs writing. A copy the watch has not caught up with yet makes the
+    replace fail with 409; the copy is then forgotten, and the next attempt GETs.
     """
 
     def attempt() -> None:
@@ -273,14 +290,26 @@ def converge(
         want = desired(copy.deepcopy(live) if live is not None else None)
         if want is None or want == live:
             return
-        if live is None:
-            k.custom.create_namespaced_custom_object(
-                kind.group, kind.version, namespace, kind.plural, want, _preload_content=False
-            )
-        else:
-            k.custom.replace_namespaced_custom_object(
-                kind.group, kind.version, namespace, kind.plural, name, want, _preload_content=False
-            )
+        try:
+            if live is None:
+                resp = k.custom.create_namespaced_custom_object(
+                    kind.group, kind.version, namespace, kind.plural, want, _preload_content=False
+                )
+            else:
+                resp = k.custom.replace_namespaced_custom_object(
+                    kind.group,
+                    kind.version,
+                    namespace,
+                    kind.plural,
+                    name,
+                    want,
+                    _preload_content=False,
+                )
+        except ApiException as exc:
+            if exc.status == objects.CONFLICT:
+                objects.forget(k, kind.resource, namespace, name)
+            raise
+        objects.wrote(k, kind.resource, resp)
 
     objects.retry_on_conflict(attempt)
 
@@ -288,7 +317,7 @@ def converge(
 def restore_custom(k: Clients, kind: CustomKind, spec: CanarySpec, name: str) -> None:
     """Give an adopted object its original spec back without our marks, or delete one dabba
     created; leave anything else (missing, the user's) alone."""
-    live = get_custom(k, kind, spec.namespace, name)
+    live = get_custom(k, kind, spec.namespace, name, fresh=True)
     if live is None:
         return
     who = ownership(live, spec, kind.kind)

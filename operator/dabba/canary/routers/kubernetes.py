@@ -37,6 +37,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any, Final
 
+from kubernetes.client.exceptions import ApiException
+
 from dabba.canary.model import PRIMARY_ONLY, CanarySpec, Weights
 from dabba.canary.naming import primary_selector
 from dabba.canary.routers._shared import (
@@ -49,6 +51,7 @@ from dabba.canary.routers._shared import (
     ownership,
     release,
 )
+from dabba.canary.workloads import DEPLOYMENTS, SERVICES
 from dabba.errors import SpecError
 from dabba.k8s import objects
 from dabba.k8s.client import Clients
@@ -193,22 +196,30 @@ class KubernetesRouter:
     # -- helpers ------------------------------------------------------------------------------
 
     def _apex(self, spec: CanarySpec) -> Obj | None:
-        resp = objects.or_none(
+        # From the watch-fed cache once it carries our label (adopted or created), else a GET.
+        return objects.read_through(
+            self._k,
+            SERVICES,
+            spec.namespace,
+            spec.service.name,
             lambda: self._k.core.read_namespaced_service(
                 spec.service.name, spec.namespace, _preload_content=False
-            )
+            ),
         )
-        return objects.raw_json(resp) if resp is not None else None
 
     def _read_target_selector(self, spec: CanarySpec) -> dict[str, str] | None:
-        resp = objects.or_none(
+        target = objects.read_through(
+            self._k,
+            DEPLOYMENTS,
+            spec.namespace,
+            spec.target.name,
             lambda: self._k.apps.read_namespaced_deployment(
                 spec.target.name, spec.namespace, _preload_content=False
-            )
+            ),
         )
-        if resp is None:
+        if target is None:
             return None
-        labels = (objects.raw_json(resp).get("spec") or {}).get("selector", {}).get("matchLabels")
+        labels = (target.get("spec") or {}).get("selector", {}).get("matchLabels")
         return {str(k): str(v) for k, v in (labels or {}).items()}
 
     def _target_selector(self, spec: CanarySpec) -> dict[str, str]:
@@ -232,6 +243,16 @@ class KubernetesRouter:
         # The resourceVersion turns the merge patch into a compare-and-swap (409 if stale).
         patch.setdefault("metadata", {})["resourceVersion"] = live["metadata"]["resourceVersion"]
         md = live["metadata"]
-        self._k.core.patch_namespaced_service(
-            md["name"], md["namespace"], patch, _content_type=MERGE_PATCH, _preload_content=False
-        )
+        try:
+            resp = self._k.core.patch_namespaced_service(
+                md["name"],
+                md["namespace"],
+                patch,
+                _content_type=MERGE_PATCH,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status == objects.CONFLICT:  # a stale copy: the retry reads the API
+                objects.forget(self._k, SERVICES, md["namespace"], md["name"])
+            raise
+        objects.wrote(self._k, SERVICES, resp)
