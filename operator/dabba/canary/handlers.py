@@ -13,7 +13,6 @@ the others only with the label ``dabba.io/canary``, selected by the API server.
 from __future__ import annotations
 
 import asyncio
-import copy
 from typing import Any
 
 import kopf
@@ -133,14 +132,9 @@ async def canary(
         kopf.event(body, type=type_, reason=reason, message=message)
 
     stop: asyncio.Future[None] = asyncio.ensure_future(_until(stopped))
-    #: The Canary as our last status write returned it (kopf's body may not show it yet).
-    written: dict[str, Any] | None = None
     try:
         while not stopped:
             waker.seen = _seen(body)
-            # A copy taken here, on the event loop, where kopf replaces the body's content.
-            # The newer of it and our last write is current: no GET (None: read the API).
-            known = reconcile.newest(copy.deepcopy(dict(body)), written)
             try:
                 outcome = await deps.run_until(
                     stop,
@@ -151,7 +145,6 @@ async def canary(
                     state.providers,
                     deps.clock.now,
                     record,
-                    known,
                 )
             except Stopping:
                 return
@@ -160,7 +153,6 @@ async def canary(
                 log.exception("evaluation failed", kind="Canary", namespace=namespace, name=name)
                 await waker.sleep(ERROR_RETRY, stop)
                 continue
-            written = outcome.written or written
             if outcome.target:
                 state.wakeups.depend(
                     key, (namespace, outcome.target), (namespace, f"{outcome.target}-primary")

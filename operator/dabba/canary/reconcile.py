@@ -29,7 +29,6 @@ from dabba.canary.routers import router_for
 from dabba.canary.state_machine import decide, is_due, plan
 from dabba.errors import SpecError
 from dabba.k8s import meta, objects
-from dabba.k8s.cache import resource_version
 from dabba.k8s.client import Clients
 from dabba.metrics import MetricsProvider
 
@@ -51,25 +50,6 @@ class Outcome:
     requeue_after: float | None
     #: The target Deployment's name, so its changes can wake this Canary.
     target: str | None
-    #: The Canary as the status write returned it, if this evaluation wrote status: the next
-    #: evaluation starts from it unless the watch has delivered something newer.
-    written: dict[str, Any] | None = None
-
-
-def newest(*bodies: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The body with the highest ``resourceVersion`` (comparable integers since Kubernetes
-    1.35); ``None`` when there is none, or when one is not an integer (then read the API)."""
-    best: Mapping[str, Any] | None = None
-    best_rv = -1
-    for body in bodies:
-        if body is None:
-            continue
-        rv = resource_version(body)
-        if rv is None:
-            return None
-        if rv > best_rv:
-            best, best_rv = body, rv
-    return dict(best) if best is not None else None
 
 
 class Providers:
@@ -113,7 +93,7 @@ def _blocked(
     message: str,
     now: dt.datetime,
     record: Recorder,
-) -> dict[str, Any] | None:
+) -> None:
     md = body["metadata"]
     new = status.evolve(
         conditions=set_condition(
@@ -126,11 +106,8 @@ def _blocked(
         ),
         observed_generation=md.get("generation"),
     )
-    written = None
     if new.to_k8s() != status.to_k8s():
-        written = objects.patch_status(
-            k, meta.CANARY_PLURAL, md["namespace"], md["name"], new.to_k8s()
-        )
+        objects.patch_status(k, meta.CANARY_PLURAL, md["namespace"], md["name"], new.to_k8s())
         record("Warning", reason, message)
         log.warning(
             "canary blocked",
@@ -140,7 +117,6 @@ def _blocked(
             reason=reason,
             message=message,
         )
-    return written
 
 
 def evaluate(
@@ -150,20 +126,9 @@ def evaluate(
     providers: Providers,
     clock: Callable[[], dt.datetime],
     record: Recorder,
-    known: Mapping[str, Any] | None = None,
 ) -> Outcome:
-    """Evaluate one Canary now.
-
-    ``known``: the Canary as the caller knows it to be current — the newer of what kopf's
-    watch delivered and what this process's last status write returned (``newest``). Without
-    it the object is read fresh: kopf's body alone may lag our own status write, and deciding
-    from an older status would repeat a step.
-    """
-    body = (
-        dict(known)
-        if known is not None
-        else objects.get_custom(k, meta.CANARY_PLURAL, namespace, name)
-    )
+    """Evaluate one Canary now. Reads the object fresh (kopf's body may lag our writes)."""
+    body = objects.get_custom(k, meta.CANARY_PLURAL, namespace, name)
     if body is None:
         return Outcome(None, None)
     status = CanaryStatus.from_k8s(body.get("status"))
@@ -171,18 +136,18 @@ def evaluate(
     try:
         spec = CanarySpec.from_k8s(body.get("spec") or {}, name=name, namespace=namespace)
     except SpecError as exc:
-        written = _blocked(k, body, status, "InvalidSpec", str(exc), now, record)
-        return Outcome(None, None, written)
+        _blocked(k, body, status, "InvalidSpec", str(exc), now, record)
+        return Outcome(None, None)
 
     router = router_for(spec, k)
     try:
         world = observe_mod.observe(k, router, spec, body)
     except observe_mod.TargetMissingError as exc:
-        written = _blocked(k, body, status, "TargetNotFound", str(exc), now, record)
-        return Outcome(BLOCKED_RETRY, spec.target.name, written)
+        _blocked(k, body, status, "TargetNotFound", str(exc), now, record)
+        return Outcome(BLOCKED_RETRY, spec.target.name)
     except SpecError as exc:  # e.g. the routing object or primary belongs to another Canary
-        written = _blocked(k, body, status, "InvalidSpec", str(exc), now, record)
-        return Outcome(BLOCKED_RETRY, spec.target.name, written)
+        _blocked(k, body, status, "InvalidSpec", str(exc), now, record)
+        return Outcome(BLOCKED_RETRY, spec.target.name)
 
     due_at = status.last_tick_time + spec.analysis.interval if status.last_tick_time else None
     the_plan = plan(spec, status, world.observation, now)
@@ -195,14 +160,13 @@ def evaluate(
 
     execute_mod.execute(k, router, spec, decision, body, world.target, obs.revision, record)
     new = decision.status
-    written = None
     if new.to_k8s() != status.to_k8s():
-        written = objects.patch_status(k, meta.CANARY_PLURAL, namespace, name, new.to_k8s())
+        objects.patch_status(k, meta.CANARY_PLURAL, namespace, name, new.to_k8s())
     _observe(spec, status, new, decision.reason, obs.revision)
     requeue = decision.requeue_after
     if requeue is None and not is_due(spec, new, now):
         requeue = MAX_SLEEP
-    return Outcome(_sleep(spec, status, new, requeue, now, clock()), spec.target.name, written)
+    return Outcome(_sleep(spec, status, new, requeue, now, clock()), spec.target.name)
 
 
 def _sleep(
