@@ -41,6 +41,7 @@ from bench.common import (
     delete_namespace,
     delta,
     percentile,
+    proc_stats,
     run_parallel,
     say,
     writes,
@@ -325,13 +326,22 @@ def _pregenerated_secrets(n: int) -> list[client.V1Secret]:
     return out
 
 
-def _baseline(ctx: Context, n: int) -> tuple[float, list[float]]:
-    """Seconds to create N pre-generated TLS Secrets, and each write's completion offset."""
+def control_plane_cpu(ctx: Context) -> float:
+    """CPU seconds kube-apiserver and etcd have used so far (both processes are the cluster's
+    own children, so /proc has them)."""
+    pids = ctx.kube.cluster.state.pids
+    return sum(proc_stats(pids[name]).cpu for name in ("kube-apiserver", "etcd") if name in pids)
+
+
+def _baseline(ctx: Context, n: int) -> tuple[float, list[float], float]:
+    """Seconds to create N pre-generated TLS Secrets, each write's completion offset, and the
+    control plane's CPU seconds for them."""
     secrets = _pregenerated_secrets(n)
     ns = create_namespace(ctx.kube, "baseline")
     done: list[float] = []
     lock = threading.Lock()
     try:
+        cpu0 = control_plane_cpu(ctx)
         t0 = time.monotonic()
 
         def write(body: client.V1Secret) -> None:
@@ -340,9 +350,10 @@ def _baseline(ctx: Context, n: int) -> tuple[float, list[float]]:
                 done.append(time.monotonic() - t0)
 
         seconds = run_parallel(ctx.threads, secrets, write)
+        cpu = control_plane_cpu(ctx) - cpu0
     finally:
         delete_namespace(ctx.kube, ns)
-    return seconds, sorted(done)
+    return seconds, sorted(done), cpu
 
 
 @dataclasses.dataclass
@@ -355,22 +366,28 @@ class IssuanceRun:
     before: Snapshot
     after: Snapshot
     issued: float
+    baseline_cpu: float  # control plane CPU seconds for the baseline's writes
+    objects_cpu: float  # control plane CPU seconds for creating the bare objects
+    cpu: float  # control plane CPU seconds from the first create to the last Ready
 
 
-def _objects_baseline(ctx: Context, n: int) -> float:
+def _objects_baseline(ctx: Context, n: int) -> tuple[float, float]:
     """Seconds to create the same N MeshCertificate objects with no operator running: what the
-    API server needs just to accept them (schema, CEL), the floor under any operator."""
+    API server needs just to accept them (schema, CEL), the floor under any operator; and
+    the control plane's CPU seconds for it."""
     ns = create_namespace(ctx.kube, "objects")
     try:
-        return _apply(ctx.kube, ns, n, "24h", ctx.threads)
+        cpu0 = control_plane_cpu(ctx)
+        seconds = _apply(ctx.kube, ns, n, "24h", ctx.threads)
+        return seconds, control_plane_cpu(ctx) - cpu0
     finally:
         delete_namespace(ctx.kube, ns)  # no operator, no finalizers
 
 
 def _measure_issuance(ctx: Context, n: int) -> IssuanceRun:
     say(f"issuance: baseline, {n} TLS Secrets from {ctx.threads} threads")
-    base_s, base_curve = _baseline(ctx, n)
-    objects_s = _objects_baseline(ctx, n)
+    base_s, base_curve, base_cpu = _baseline(ctx, n)
+    objects_s, objects_cpu = _objects_baseline(ctx, n)
     say(
         f"issuance: baseline took {base_s:.2f}s ({n} bare MeshCertificates {objects_s:.2f}s); "
         f"now {n} MeshCertificates with the operator"
@@ -381,10 +398,12 @@ def _measure_issuance(ctx: Context, n: int) -> IssuanceRun:
             _make_root(ctx.kube, tracker, ns)
             time.sleep(2)  # the root's trailing writes (Events) land before the snapshot
             before = op.snapshot()
+            cpu0 = control_plane_cpu(ctx)
             with op.profiled(ctx.profile("issuance")):
                 apply_s = _apply(ctx.kube, ns, n, "24h", ctx.threads)
                 names = [f"leaf-{i}" for i in range(n)]
                 tracker.wait(names, lambda v: v is not None and v.ready_at, 1800, "Ready")
+            cpu = control_plane_cpu(ctx) - cpu0
             ready = sorted((tracker.certs[x].ready_at or 0) - before.at for x in names)
             time.sleep(3)  # trailing Events and status writes belong to these certificates
             after = op.snapshot()
@@ -393,7 +412,19 @@ def _measure_issuance(ctx: Context, n: int) -> IssuanceRun:
     issued = after.counter("dabba_certificate_issuances_total") - before.counter(
         "dabba_certificate_issuances_total"
     )
-    return IssuanceRun(base_s, base_curve, objects_s, apply_s, ready, before, after, issued)
+    return IssuanceRun(
+        base_s,
+        base_curve,
+        objects_s,
+        apply_s,
+        ready,
+        before,
+        after,
+        issued,
+        base_cpu,
+        objects_cpu,
+        cpu,
+    )
 
 
 def issuance(ctx: Context, n: int) -> None:
@@ -453,6 +484,30 @@ def issuance(ctx: Context, n: int) -> None:
             "issuance_operator_cpu_per_certificate",
             (run.after.cpu - run.before.cpu) / n * 1000,
             "ms",
+        ),
+        Figure(
+            s,
+            "issuance_control_plane_cpu_per_certificate",
+            run.cpu / n * 1000,
+            "ms",
+            note="kube-apiserver + etcd, from the first create to the last Ready",
+        ),
+        Figure(
+            s,
+            "issuance_control_plane_cpu_vs_baseline",
+            run.cpu / max(run.baseline_cpu, 1e-9),
+            "x",
+            note=f"the baseline's {n} Secrets cost {run.baseline_cpu / n * 1000:.2f} ms each",
+        ),
+        Figure(
+            s,
+            "issuance_control_plane_cpu_bare_objects_vs_baseline",
+            run.objects_cpu / max(run.baseline_cpu, 1e-9),
+            "x",
+            note=(
+                f"creating the {n} MeshCertificates with no operator: "
+                f"{run.objects_cpu / n * 1000:.2f} ms each"
+            ),
         ),
         Figure(
             s,

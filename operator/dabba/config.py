@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlparse
 
@@ -34,6 +34,8 @@ class OperatorConfig:
     peering_name: str
     standalone: bool
     priority: int
+    #: This replica's name among its peers (kopf's peering status is keyed by it).
+    identity: str = field(default_factory=lambda: f"dabba-{secrets.token_hex(8)}", compare=False)
 
 
 def _port(value: str, what: str) -> int:

@@ -15,7 +15,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 import dabba.canary.handlers
-import dabba.certs.handlers  # registers the MeshCertificate handlers
+import dabba.certs.handlers  # registers the MeshCertificate handlers; starts its runner
 from dabba.clock import SystemClock
 from dabba.config import OperatorConfig
 from dabba.deps import Deps
@@ -66,6 +66,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.deps = Deps(config=config, clients=with_cache(clients(), cache), clock=SystemClock())
     if not config.standalone:
         await asyncio.to_thread(_ensure_peering, memo.deps, config)
+    dabba.certs.handlers.start(memo)
     memo.ready = asyncio.Event()
     memo.server = HealthServer(config.listen_host, config.metrics_port, memo.ready)
     await memo.server.start()
@@ -105,6 +106,7 @@ async def ready(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    await dabba.certs.handlers.stop(memo)
     deps: Deps | None = memo.get("deps")
     if deps is not None:
         deps.shutdown()

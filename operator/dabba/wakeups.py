@@ -40,13 +40,37 @@ class Waker:
         return poked.done() and not poked.cancelled()
 
 
+class Dependencies:
+    """Who must be woken when what changes (an object and the objects it depends on)."""
+
+    def __init__(self) -> None:
+        self._dependents: defaultdict[Key, set[Key]] = defaultdict(set)
+        self._depends_on: dict[Key, set[Key]] = {}
+
+    def depend(self, key: Key, *on: Key) -> None:
+        """Record that ``key`` must be woken when any of ``on`` changes (none: nothing)."""
+        wanted = set(on)
+        if self._depends_on.get(key, set()) == wanted:
+            return
+        for previous in self._depends_on.pop(key, set()):
+            self._dependents[previous].discard(key)
+            if not self._dependents[previous]:
+                del self._dependents[previous]
+        if wanted:
+            self._depends_on[key] = wanted
+            for target in wanted:
+                self._dependents[target].add(key)
+
+    def dependents(self, on: Key) -> frozenset[Key]:
+        return frozenset(self._dependents.get(on, ()))
+
+
 class Wakeups:
     """The wakers of live objects and who depends on whom."""
 
     def __init__(self) -> None:
         self._wakers: dict[Key, Waker] = {}
-        self._dependents: defaultdict[Key, set[Key]] = defaultdict(set)
-        self._depends_on: dict[Key, set[Key]] = {}
+        self._dependencies = Dependencies()
 
     def register(self, key: Key) -> Waker:
         return self._wakers.setdefault(key, Waker())
@@ -67,14 +91,7 @@ class Wakeups:
 
     def depend(self, key: Key, *on: Key) -> None:
         """Record that ``key`` must be woken when any of ``on`` changes (none: nothing)."""
-        for previous in self._depends_on.pop(key, set()):
-            self._dependents[previous].discard(key)
-            if not self._dependents[previous]:
-                del self._dependents[previous]
-        if on:
-            self._depends_on[key] = set(on)
-            for target in on:
-                self._dependents[target].add(key)
+        self._dependencies.depend(key, *on)
 
     def poke_dependents(self, on: Key) -> int:
-        return sum(self.poke(k) for k in list(self._dependents.get(on, ())))
+        return sum(self.poke(k) for k in self._dependencies.dependents(on))

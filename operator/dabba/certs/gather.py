@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -20,6 +22,10 @@ from dabba.certs.model import IssuerKind, MeshCertificateSpec
 from dabba.certs.policies import SecretContents, parse_secret
 from dabba.k8s import meta, objects
 from dabba.k8s.client import Clients
+
+#: Every Secret dabba writes carries this label (value: the MeshCertificate's name); the
+#: Secret watch selects on it.
+SECRET_LABEL = f"{meta.GROUP}/meshcertificate"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,12 +50,8 @@ class Gathered:
     issuer_error: str | None
     #: The Secret holding the issuer (namespace, name), to watch for CA changes.
     issuer_secret: tuple[str, str] | None
-
-    @property
-    def issuer_facts(self) -> pki.CertificateFacts | None:
-        if self.authority is None:
-            return None
-        return pki.CertificateFacts.from_certificate(self.authority.certificate)
+    #: The issuer certificate's facts (parsed once per CA, not once per leaf).
+    issuer_facts: pki.CertificateFacts | None = None
 
 
 def decode_data(data: Mapping[str, str] | None) -> dict[str, bytes]:
@@ -84,37 +86,146 @@ def read_secret(k: Clients, namespace: str, name: str) -> SecretObject | None:
     )
 
 
-def _issuer(
-    k: Clients, spec: MeshCertificateSpec, now: dt.datetime
-) -> tuple[CertificateAuthority | None, str | None, tuple[str, str] | None]:
+@dataclasses.dataclass(frozen=True)
+class _Loaded:
+    authority: CertificateAuthority
+    facts: pki.CertificateFacts
+    #: The whole chain is valid within [valid_from, valid_until): load_issuer's time check.
+    valid_from: dt.datetime
+    valid_until: dt.datetime
+    at: float
+
+
+class IssuerCache:
+    """Signing CAs kept between reconciles, so a thousand leaves of one CA read and parse it
+    once instead of a thousand times (issuance benchmark, issue 8: two GETs and a key parse
+    per leaf).
+
+    Only what a watch reports changes of is kept: CA MeshCertificates in the operator's scope
+    (``note_certificate``, from the MeshCertificate events) and the Secrets with dabba's label
+    (``forget_secret``, from the Secret events). An external CA Secret is read every time.
+    Entries also expire after :attr:`max_age` seconds, which bounds what an event lost while
+    a watch reconnects could cost. Thread-safe: events arrive on kopf's loop, reads come from
+    worker threads.
+    """
+
+    def __init__(
+        self,
+        clusterwide: bool,
+        namespaces: tuple[str, ...],
+        max_age: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._all = clusterwide
+        self._namespaces = frozenset(namespaces)
+        self._max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        #: CA MeshCertificate (namespace, name) -> its secretName.
+        self._cas: dict[tuple[str, str], str] = {}
+        #: (Secret namespace, name, layout) -> the loaded CA.
+        self._loaded: dict[tuple[str, str, str], _Loaded] = {}
+
+    def _watched(self, namespace: str) -> bool:
+        return self._all or namespace in self._namespaces
+
+    def note_certificate(self, namespace: str, name: str, body: Mapping[str, Any] | None) -> None:
+        """A MeshCertificate event (``None``: deleted)."""
+        spec = (body or {}).get("spec") or {}
+        with self._lock:
+            if spec.get("isCA") and spec.get("secretName"):
+                self._cas[namespace, name] = str(spec["secretName"])
+            else:
+                self._cas.pop((namespace, name), None)
+
+    def forget_secret(self, namespace: str, name: str) -> None:
+        with self._lock:
+            for key in [k for k in self._loaded if k[:2] == (namespace, name)]:
+                del self._loaded[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cas.clear()
+            self._loaded.clear()
+
+    def ca_secret_name(self, namespace: str, name: str) -> str | None:
+        with self._lock:
+            return self._cas.get((namespace, name)) if self._watched(namespace) else None
+
+    def loaded(self, namespace: str, name: str, layout: str, now: dt.datetime) -> _Loaded | None:
+        with self._lock:
+            entry = self._loaded.get((namespace, name, layout))
+        if entry is None or self._clock() - entry.at > self._max_age:
+            return None
+        return entry if entry.valid_from <= now < entry.valid_until else None
+
+    def keep(self, secret: SecretObject, layout: str, authority: CertificateAuthority) -> _Loaded:
+        path = (authority.certificate, *authority.chain, *authority.roots)
+        entry = _Loaded(
+            authority=authority,
+            facts=pki.CertificateFacts.from_certificate(authority.certificate),
+            valid_from=max(c.not_valid_before_utc for c in path),
+            valid_until=min(c.not_valid_after_utc for c in path),
+            at=self._clock(),
+        )
+        # Only a Secret a watch tells us about (dabba's label, in scope) may be kept.
+        if self._watched(secret.namespace) and secret.labels.get(SECRET_LABEL):
+            with self._lock:
+                self._loaded[secret.namespace, secret.name, layout] = entry
+        return entry
+
+
+def _issuer(  # noqa: PLR0911 - one return per way an issuer can be unusable
+    k: Clients, spec: MeshCertificateSpec, now: dt.datetime, cache: IssuerCache | None
+) -> tuple[_Loaded | None, str | None, tuple[str, str] | None]:
     ref = spec.issuer_ref
     if ref is None:
         return None, None, None
     if ref.kind is IssuerKind.MESH_CERTIFICATE:
-        ca = objects.get_custom(k, meta.MESHCERT_PLURAL, ref.namespace, ref.name)
-        if ca is None:
-            return None, f"MeshCertificate {ref.namespace}/{ref.name} not found", None
-        ca_spec = ca.get("spec", {})
-        if not ca_spec.get("isCA"):
-            return None, f"MeshCertificate {ref.namespace}/{ref.name} is not a CA (isCA)", None
-        secret_ref = (ref.namespace, str(ca_spec.get("secretName", "")))
+        known = cache.ca_secret_name(ref.namespace, ref.name) if cache else None
+        if known is None:
+            ca = objects.get_custom(k, meta.MESHCERT_PLURAL, ref.namespace, ref.name)
+            if ca is None:
+                return None, f"MeshCertificate {ref.namespace}/{ref.name} not found", None
+            ca_spec = ca.get("spec", {})
+            if not ca_spec.get("isCA"):
+                return None, f"MeshCertificate {ref.namespace}/{ref.name} is not a CA (isCA)", None
+            known = str(ca_spec.get("secretName", ""))
+        secret_ref = (ref.namespace, known)
         what = f"CA MeshCertificate {ref.namespace}/{ref.name}"
     else:
         secret_ref = (ref.namespace, ref.name)
         what = f"issuer Secret {ref.namespace}/{ref.name}"
+    layout = str(ref.secret_format)
+    if cache is not None and (hit := cache.loaded(*secret_ref, layout, now)) is not None:
+        return hit, None, secret_ref
     secret = read_secret(k, *secret_ref)
     if secret is None:
         return None, f"{what}: Secret {secret_ref[0]}/{secret_ref[1]} not found", secret_ref
     try:
-        return load_issuer(secret.data, ref.secret_format, now), None, secret_ref
+        authority = load_issuer(secret.data, ref.secret_format, now)
     except IssuerError as exc:
         return None, f"{what}: {exc}", secret_ref
+    cache = cache or IssuerCache(clusterwide=False, namespaces=())
+    return cache.keep(secret, layout, authority), None, secret_ref
 
 
-def gather(k: Clients, spec: MeshCertificateSpec, namespace: str, now: dt.datetime) -> Gathered:
-    """Read the certificate's Secret and its issuer."""
+def gather(
+    k: Clients,
+    spec: MeshCertificateSpec,
+    namespace: str,
+    now: dt.datetime,
+    issuers: IssuerCache | None = None,
+    *,
+    secret_absent: bool = False,
+) -> Gathered:
+    """Read the certificate's Secret and its issuer (the issuer from ``issuers`` if kept).
+
+    ``secret_absent``: the caller knows the certificate is brand new, so its Secret is not
+    read (a create that finds one anyway fails with 409 and the next reconcile reads it).
+    """
     try:
-        secret = read_secret(k, namespace, spec.secret_name)
+        secret = None if secret_absent else read_secret(k, namespace, spec.secret_name)
     except ApiException as exc:
         raise RuntimeError(f"reading Secret {namespace}/{spec.secret_name}: {exc.reason}") from None
     contents = (
@@ -122,5 +233,12 @@ def gather(k: Clients, spec: MeshCertificateSpec, namespace: str, now: dt.dateti
         if secret is None
         else parse_secret(secret.data, secret.annotations, output_format=spec.output_format)
     )
-    authority, issuer_error, issuer_secret = _issuer(k, spec, now)
-    return Gathered(secret, contents, authority, issuer_error, issuer_secret)
+    loaded, issuer_error, issuer_secret = _issuer(k, spec, now, issuers)
+    return Gathered(
+        secret,
+        contents,
+        loaded.authority if loaded else None,
+        issuer_error,
+        issuer_secret,
+        loaded.facts if loaded else None,
+    )

@@ -36,6 +36,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Final
 
@@ -145,6 +146,20 @@ def _signature_hash(key: PrivateKey) -> hashes.SHA256 | hashes.SHA384 | None:
 # CAs and issued certificates
 
 
+@functools.lru_cache(maxsize=128)
+def _chain_expiry(
+    path: tuple[x509.Certificate, ...], roots: tuple[x509.Certificate, ...]
+) -> dt.datetime:
+    # Cached: signature checks cost more than the rest of an issuance's CPU, and a thousand
+    # leaves of one CA ask the same question (issuance benchmark, issue 8).
+    limit = min(c.not_valid_after_utc for c in path)
+    top = path[-1]
+    if pki.self_signed(top):
+        return limit
+    signers = [r.not_valid_after_utc for r in roots if issued_by(top, r)]
+    return min(limit, max(signers)) if signers else limit
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class CertificateAuthority:
     """A CA able to sign: its certificate, key, the chain above it and the trust roots.
@@ -195,13 +210,7 @@ class CertificateAuthority:
         Roots only count if they sign the top of the chain; with several candidates (a
         rollover with two roots of one name) the one that lives longest counts.
         """
-        path = (self.certificate, *self.chain)
-        limit = min(c.not_valid_after_utc for c in path)
-        top = path[-1]
-        if issued_by(top, top):
-            return limit
-        signers = [r.not_valid_after_utc for r in self.roots if issued_by(top, r)]
-        return min(limit, max(signers)) if signers else limit
+        return _chain_expiry((self.certificate, *self.chain), self.roots)
 
     @classmethod
     def from_issued(cls, issued: IssuedCertificate) -> CertificateAuthority:
@@ -436,7 +445,7 @@ def sign(
         certificate=certificate,
         key=key,
         # tls.crt ends at the highest certificate that is not a self-signed root (cert-manager).
-        chain=tuple(c for c in above if not issued_by(c, c)),
+        chain=tuple(c for c in above if not pki.self_signed(c)),
         roots=issuer.roots,
         issuer_fingerprint=issuer.fingerprint,
     )

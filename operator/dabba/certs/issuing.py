@@ -10,11 +10,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import threading
-from collections.abc import Mapping
 from typing import Protocol
 
 from dabba.certs.model import MeshCertificateStatus
-from dabba.certs.rotation import IssuanceBudget, spend
+from dabba.certs.rotation import IssuanceBudget
 
 #: Per issuer: 500 back to back, then 100 per second (bench goal: 1,000 leaves at >= 100/s).
 ISSUER_BUDGET = IssuanceBudget(capacity=500, per_second=100.0)
@@ -44,23 +43,26 @@ class Budgets:
         certificate: IssuanceBudget = CERTIFICATE_BUDGET,
     ) -> None:
         self._lock = threading.Lock()
-        self._issuers: Mapping[str, IssuanceBudget] = {}
-        self._certificates: Mapping[str, IssuanceBudget] = {}
+        # Updated in place: a copy per issuance cost O(certificates) each (issue 8).
+        self._issuers: dict[str, IssuanceBudget] = {}
+        self._certificates: dict[str, IssuanceBudget] = {}
         self._issuer_template, self._certificate_template = issuer, certificate
+        self._spent = 0
 
     def spend(self, issuer_key: str, certificate_key: str, now: dt.datetime) -> dt.datetime | None:
         """Take one issuance from both budgets; None if granted, else when to try again."""
         with self._lock:
-            mine = spend(
-                self._certificates, certificate_key, now, template=self._certificate_template
-            )
-            if not mine.granted:
-                self._certificates = mine.budgets
-                return mine.retry_at
-            theirs = spend(self._issuers, issuer_key, now, template=self._issuer_template)
-            if not theirs.granted:
-                return theirs.retry_at  # the certificate's token is not spent either
-            self._certificates, self._issuers = mine.budgets, theirs.budgets
+            granted, mine = (
+                self._certificates.get(certificate_key) or self._certificate_template
+            ).take(now)
+            if not granted:
+                self._certificates[certificate_key] = mine
+                return mine.next_available(now)
+            retry = _take(self._issuers, issuer_key, now, self._issuer_template)
+            if retry is not None:
+                return retry  # the certificate's token is not spent either
+            self._certificates[certificate_key] = mine
+            self._prune(now)
             return None
 
     def spend_own(self, certificate_key: str, now: dt.datetime) -> dt.datetime | None:
@@ -68,11 +70,32 @@ class Budgets:
         copying the issuer's trusted set into ca.crt); None if granted, else when to retry.
         Stops a fight with another writer of the same Secret from becoming a hot loop."""
         with self._lock:
-            mine = spend(
-                self._certificates, certificate_key, now, template=self._certificate_template
-            )
-            self._certificates = mine.budgets
-            return None if mine.granted else mine.retry_at
+            retry = _take(self._certificates, certificate_key, now, self._certificate_template)
+            self._prune(now)
+            return retry
+
+    def _prune(self, now: dt.datetime) -> None:
+        """Now and then forget buckets that are full again: a full bucket is the template."""
+        self._spent += 1
+        if self._spent % 1000:
+            return
+        for table in (self._certificates, self._issuers):
+            for key in [k for k, b in table.items() if b.available(now) >= b.capacity]:
+                del table[key]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._certificates) + len(self._issuers)
+
+
+def _take(
+    table: dict[str, IssuanceBudget], key: str, now: dt.datetime, template: IssuanceBudget
+) -> dt.datetime | None:
+    """Spend one token of ``table[key]`` in place; None if granted, else when to retry (a
+    refused take stores only the refill, which changes nothing a later take would see)."""
+    granted, after = (table.get(key) or template).take(now)
+    table[key] = after
+    return None if granted else after.next_available(now)
 
 
 def failed(status: MeshCertificateStatus, now: dt.datetime, reason: str) -> MeshCertificateStatus:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import ipaddress
 from collections.abc import Sequence
@@ -288,7 +289,7 @@ class CertificateFacts:
             PemError: a malformed or duplicated extension, a bad name, or an unreadable key.
         """
         try:
-            return cls._read(certificate)
+            return _facts(certificate)
         except PemError:
             raise
         except Exception as exc:  # why: lazy extension parsing raises many types
@@ -317,9 +318,7 @@ class CertificateFacts:
         described = key_algorithm_and_size(public_key)
         cn_attributes = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         common_name = str(cn_attributes[0].value) if cn_attributes else None
-        self_signed = certificate.subject == certificate.issuer and issued_by(
-            certificate, certificate
-        )
+        is_self_signed = self_signed(certificate)
         return cls(
             certificate=certificate,
             fingerprint_sha256=fingerprint_sha256(certificate),
@@ -339,8 +338,15 @@ class CertificateFacts:
             key_algorithm=None if described is None else described[0],
             key_size=0 if described is None else described[1],
             public_key_der=public_key_der(public_key),
-            self_signed=self_signed,
+            self_signed=is_self_signed,
         )
+
+
+@functools.lru_cache(maxsize=256)
+def _facts(certificate: x509.Certificate) -> CertificateFacts:
+    """Cached by the certificate's DER: every leaf's bundle repeats its CA and roots, and
+    reading one verifies a signature (self_signed)."""
+    return CertificateFacts._read(certificate)
 
 
 def parse_certificates(pem: bytes) -> tuple[CertificateFacts, ...]:
@@ -376,6 +382,13 @@ def _key_usage_fields(usage: x509.KeyUsage) -> frozenset[str]:
     if usage.key_agreement:
         fields |= {name for name in ("encipher_only", "decipher_only") if getattr(usage, name)}
     return frozenset(fields)
+
+
+@functools.lru_cache(maxsize=256)
+def self_signed(certificate: x509.Certificate) -> bool:
+    """Whether ``certificate`` signed itself (cached: CAs and roots are asked about on every
+    issuance, and each answer is a signature check)."""
+    return certificate.subject == certificate.issuer and issued_by(certificate, certificate)
 
 
 def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:

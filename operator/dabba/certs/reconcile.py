@@ -22,7 +22,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import structlog
 from kubernetes.client.exceptions import ApiException
@@ -30,6 +31,7 @@ from kubernetes.client.exceptions import ApiException
 from dabba import telemetry
 from dabba.certs import authority, bundles, store
 from dabba.certs import gather as gather_mod
+from dabba.certs.gather import IssuerCache
 from dabba.certs.issuer import (
     IssuerError,
     SecretData,
@@ -73,6 +75,7 @@ from dabba.certs.rollover import effective_renew_request
 from dabba.certs.rotation import backoff, renewal_time
 from dabba.errors import SpecError
 from dabba.k8s import meta, objects
+from dabba.k8s.cache import resource_version
 from dabba.k8s.client import Clients
 
 log = structlog.get_logger("dabba.certs")
@@ -111,6 +114,10 @@ class Outcome:
     rolling: bool = False
     #: CA only: it publishes a trust bundle (wake it when Namespaces change).
     publishes: bool = False
+    #: The MeshCertificate no longer exists.
+    gone: bool = False
+    #: resourceVersion our status write returned (None: status was not written).
+    status_resource_version: int | None = None
 
 
 def _merge_conditions(
@@ -132,21 +139,28 @@ def reconcile(  # noqa: PLR0912, PLR0915 - one linear story, split it and the st
     namespace: str,
     name: str,
     budgets: Budgets,
-    record: Recorder,
+    recorder: Callable[[Mapping[str, Any]], Recorder],
     clock: Callable[[], dt.datetime],
     on_secret_written: Callable[[str], None] = lambda _: None,
     *,
     scope: Scope = None,
     cache: bundles.Cache | None = None,
+    body: Mapping[str, Any] | None = None,
+    issuers: IssuerCache | None = None,
+    created: bool = False,
 ) -> Outcome:
     """Bring one MeshCertificate's Secret and status up to date.
 
-    The object is read fresh: kopf's live body can lag behind our own status write, and
-    deciding from a stale status would write an older revision back over a newer one.
+    ``body`` is the object as a watch event just delivered it, when the caller knows nothing
+    newer (``dabba.certs.runner``); without it the object is read fresh, because deciding
+    from a status older than our own last write would write an older revision back over a
+    newer one. ``recorder`` makes the Event poster for the object.
     """
-    body = objects.get_custom(k, meta.MESHCERT_PLURAL, namespace, name)
     if body is None:
-        return Outcome(next_wake=None, issuer_secret=None)
+        body = objects.get_custom(k, meta.MESHCERT_PLURAL, namespace, name)
+    if body is None:
+        return Outcome(next_wake=None, issuer_secret=None, gone=True)
+    record = recorder(body)
     now = clock()
     md = body["metadata"]
     uid = md["uid"]
@@ -168,12 +182,15 @@ def reconcile(  # noqa: PLR0912, PLR0915 - one linear story, split it and the st
         new = dataclasses.replace(
             old, conditions=set_condition(old.conditions, cond), observed_generation=generation
         )
-        if _write_status(k, namespace, name, old, new):
+        written = _write_status(k, namespace, name, old, new)
+        if written is not None:
             record("Warning", Reason.INVALID_SPEC, str(exc))
             bound.warning("invalid spec", error=str(exc))
-        return Outcome(next_wake=None, issuer_secret=None)
+        return Outcome(next_wake=None, issuer_secret=None, status_resource_version=written)
 
-    g = gather_mod.gather(k, spec, namespace, now)
+    g = gather_mod.gather(
+        k, spec, namespace, now, issuers, secret_absent=created and old.revision is None
+    )
     leaf = g.contents.leaf if g.contents else None
     renew_at = (
         renewal_time(leaf.not_before, leaf.not_after, spec.renew_before, uid) if leaf else None
@@ -434,11 +451,19 @@ def reconcile(  # noqa: PLR0912, PLR0915 - one linear story, split it and the st
         next_wake = _earliest(next_wake, now + poll)
 
     status = dataclasses.replace(status, conditions=_merge_conditions(old.conditions, conditions))
-    if _write_status(k, namespace, name, old, status):
+    written = _write_status(k, namespace, name, old, status)
+    if written is not None:
         _condition_events(old, status, record)
     _observe(namespace, name, status)
     wake = _earliest(next_wake, now + RESYNC)
-    return Outcome(wake, g.issuer_secret, written_rv, rolling=rolling, publishes=publishes)
+    return Outcome(
+        wake,
+        g.issuer_secret,
+        written_rv,
+        rolling=rolling,
+        publishes=publishes,
+        status_resource_version=written,
+    )
 
 
 def _stale_bundle(g: gather_mod.Gathered) -> bytes | None:
@@ -454,12 +479,13 @@ def _stale_bundle(g: gather_mod.Gathered) -> bytes | None:
 
 def _write_status(
     k: Clients, namespace: str, name: str, old: MeshCertificateStatus, new: MeshCertificateStatus
-) -> bool:
-    """Patch status when it differs from what the object holds; True if written."""
+) -> int | None:
+    """Patch status when it differs from what the object holds; the written object's
+    resourceVersion (0 when it did not say), or None if nothing was written."""
     if new.to_k8s() == old.to_k8s():
-        return False
-    objects.patch_status(k, meta.MESHCERT_PLURAL, namespace, name, new.to_k8s())
-    return True
+        return None
+    written = objects.patch_status(k, meta.MESHCERT_PLURAL, namespace, name, new.to_k8s())
+    return (resource_version(written) or 0) if written is not None else None
 
 
 def _condition_events(

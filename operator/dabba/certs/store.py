@@ -14,6 +14,7 @@ from typing import Any
 
 from kubernetes import client
 
+from dabba.certs import gather
 from dabba.certs.gather import SecretObject
 from dabba.certs.issuer import SecretData
 from dabba.certs.model import SECRET_TYPE_TLS, WorkloadRef, format_time
@@ -21,7 +22,7 @@ from dabba.k8s import meta, objects
 from dabba.k8s.client import Clients
 
 #: Label on every Secret dabba writes: the operator watches Secrets by this label only.
-SECRET_LABEL = f"{meta.GROUP}/meshcertificate"
+SECRET_LABEL = gather.SECRET_LABEL
 #: Pod-template annotation changed to roll workloads after a rotation.
 RESTART_ANNOTATION_PREFIX = f"{meta.GROUP}/certificate-"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any, cast
 
 import click
 
@@ -111,6 +112,8 @@ def run(
         standalone=cfg.standalone,
         peering_name=None if cfg.standalone else cfg.peering_name,
         priority=cfg.priority,
+        # Ours, not kopf's generated one: dabba.leadership finds this replica by it.
+        identity=cast("Any", cfg.identity),
         memo=kopf.Memo(config=cfg),
     )
     from dabba.deps import drain  # noqa: PLC0415
