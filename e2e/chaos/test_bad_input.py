@@ -10,16 +10,13 @@ overwritten with garbage is re-issued).
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import os
 from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from kubernetes import client
 
 from chaos import corpus
@@ -27,6 +24,7 @@ from chaos.kit import Evidence
 from chaos.kit import SafeWatcher as Watcher
 from e2ekit import Operator, custom, events_for, secret_data
 from localcluster import cluster as lc
+from localcluster import pki
 from test_canary import (
     canary_body,
     deployment,
@@ -144,29 +142,6 @@ def _reported(
     return cond
 
 
-def _self_signed(
-    *, is_ca: bool, cn: str = "not a CA"
-) -> tuple[bytes, bytes, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    pem_key = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), pem_key, key
-
-
 def _tls_secret(api: client.ApiClient, namespace: str, name: str, data: dict[str, bytes]) -> None:
     client.CoreV1Api(api).create_namespaced_secret(
         namespace,
@@ -223,7 +198,8 @@ def test_operator_judged_bad_input_is_reported_and_valid_objects_keep_being_serv
     )
     custom(k8s_api).create_namespaced_custom_object(GROUP, VERSION, ns, "canaries", body)
     # Issuers that cannot sign: a leaf in a Secret, a leaf MeshCertificate, garbage, nothing.
-    leaf_pem, leaf_key, _ = _self_signed(is_ca=False)
+    not_ca, not_ca_key = pki.self_signed("not a CA", ca=False)
+    leaf_pem, leaf_key = not_ca.public_bytes(serialization.Encoding.PEM), pki.key_pem(not_ca_key)
     evidence.add_key(leaf_key)
     _tls_secret(
         k8s_api, ns, "leaf-as-ca", {"tls.crt": leaf_pem, "tls.key": leaf_key, "ca.crt": leaf_pem}
