@@ -18,14 +18,13 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from chaos.kit import EVIDENCE, pick
+from chaos.kit import EVIDENCE, MARKS, pick
 from e2ekit import Operator, canary_decisions, custom, events_for, replica_pair
 from localcluster import cluster as lc
 from test_canary import live_weights, primary_image, release, start, status, wait_phase
 
 pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.chaos,
+    *MARKS,
     pytest.mark.local_operator("runs two local replicas; on kind the chart has its own two"),
 ]
 

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes import client
 
-from chaos.kit import Evidence
+from chaos.kit import MARKS, Evidence
 from e2ekit import Operator, find_leaks, key_needles, scan_for_private_keys
 
-pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
+pytestmark = [*MARKS]
 
 
 def test_the_scanner_finds_a_planted_key() -> None:
