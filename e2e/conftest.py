@@ -5,17 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from e2ekit import ChartOperator, Operator
+from e2ekit import DABBA, ChartOperator, Operator
 from localcluster import cluster as lc
 from localcluster import external, satoken
-
-DABBA = Path(sys.executable).parent / "dabba"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -47,8 +47,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from kubernetes import client
 
-from e2ekit import Operator, custom, events_for, secret_data
+from e2ekit import Operator, custom, events_for, scan_for_private_keys, secret_data
 from localcluster import cluster as lc
+from localcluster import pki
 
 pytestmark = pytest.mark.e2e
 
@@ -159,49 +160,8 @@ def operator_restart(operator: Operator) -> None:
     lc.wait_for("the operator's /healthz after a restart", operator.healthy, 60)
 
 
-def make_ca(
-    common_name: str, lifetime: dt.timedelta
-) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + lifetime)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert, key
-
-
 def pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
 
 
 def b64(data: bytes) -> str:
@@ -594,7 +554,7 @@ def stray_leaf(
             type="kubernetes.io/tls",
             data={
                 "tls.crt": b64(pem(cert)),
-                "tls.key": b64(key_pem(key)),
+                "tls.key": b64(pki.key_pem(key)),
                 "ca.crt": b64(pem(ca_cert)),
             },
         ),
@@ -996,7 +956,7 @@ def _external_root(
     """Write the external root Secret: signing with ``roots[0]``, publishing all of them."""
     data = {
         "tls.crt": b64(pem(roots[0])),
-        "tls.key": b64(key_pem(key)),
+        "tls.key": b64(pki.key_pem(key)),
         "ca.crt": b64(b"".join(pem(r) for r in roots)),
     }
     core = client.CoreV1Api(api)
@@ -1013,7 +973,7 @@ def _external_root(
                 data=data,
             ),
         )
-    SEEN_KEYS.append(key_pem(key))
+    SEEN_KEYS.append(pki.key_pem(key))
 
 
 def _trusted(api: client.ApiClient, namespace: str, name: str) -> list[str]:
@@ -1038,7 +998,9 @@ def test_an_istio_plugin_intermediate_rolls_over_under_an_external_root(  # noqa
     in the issuer Secret (even outright, without publishing both) adds the new root before any
     leaf of the new chain exists and retires the old one after the last leaf of it is gone.
     """
-    old_root, old_key = make_ca("external root A", dt.timedelta(hours=1))
+    old_root, old_key = pki.self_signed(
+        "external root A", ca=True, lifetime=dt.timedelta(hours=1), ca_key_usage=True
+    )
     _external_root(k8s_api, namespace, [old_root], old_key)
     apply(
         k8s_api,
@@ -1112,7 +1074,9 @@ def test_an_istio_plugin_intermediate_rolls_over_under_an_external_root(  # noqa
         # 2. The external root is replaced outright (the issuer Secret publishes only the new
         # root): the intermediate rolls over to it, and the old root stays trusted until no
         # leaf chains to it.
-        new_root, new_key = make_ca("external root B", dt.timedelta(hours=1))
+        new_root, new_key = pki.self_signed(
+            "external root B", ca=True, lifetime=dt.timedelta(hours=1), ca_key_usage=True
+        )
         old_fp = fleet.track(old_root)
         with Phases(k8s_api, namespace, "istio-ca") as phases:
             t = time.monotonic()
@@ -1157,17 +1121,5 @@ def test_no_private_key_material_in_logs_events_or_status(
 ) -> None:
     """Runs last in this module: scans what the rollovers above produced."""
     assert SEEN_KEYS, "the tests above should have seen keys"
-    needles = [b"PRIVATE KEY"]
-    for key in set(SEEN_KEYS):
-        body = b"".join(key.strip().splitlines()[1:-1])
-        needles += [body[i : i + 40] for i in range(0, max(len(body) - 40, 1), 40)]
-    haystacks: dict[str, bytes] = {"operator log": operator.log.read_bytes()}
-    events = client.CoreV1Api(k8s_api).list_event_for_all_namespaces(_preload_content=False)
-    haystacks["events"] = events.data
-    objs = custom(k8s_api).list_cluster_custom_object(
-        GROUP, VERSION, PLURAL, _preload_content=False
-    )
-    haystacks["MeshCertificate objects"] = objs.data
-    for where, text in haystacks.items():
-        for needle in needles:
-            assert needle not in text, f"private key material in {where}"
+    found = scan_for_private_keys(k8s_api, SEEN_KEYS, [operator.log])
+    assert not found.leaks, "private key material:\n" + "\n".join(found.leaks[:50])

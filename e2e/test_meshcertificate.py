@@ -24,8 +24,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from kubernetes import client
 
-from e2ekit import Operator, custom, events_for, secret_data
+from e2ekit import Operator, custom, events_for, scan_for_private_keys, secret_data
 from localcluster import cluster as lc
+from localcluster import pki
 
 pytestmark = pytest.mark.e2e
 
@@ -311,27 +312,6 @@ def test_a_certificate_from_another_root_is_refused(
     assert error is not None
 
 
-def _foreign_cert(names: list[str]) -> tuple[bytes, bytes]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "foreign")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
-        .sign(key, hashes.SHA256())
-    )
-    pem_key = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), pem_key
-
-
 def _overwrite(api: client.ApiClient, namespace: str, name: str, **data: bytes) -> None:
     client.CoreV1Api(api).patch_namespaced_secret(
         name,
@@ -402,7 +382,7 @@ def test_edited_secret_is_reissued_with_the_reason(
     k8s_api: client.ApiClient, issued: tuple[str, dict[str, Any]], edit: str, reason: str
 ) -> None:
     namespace, before = issued
-    _, key = _foreign_cert(["evil.example.com"])
+    key = pki.key_pem(ec.generate_private_key(ec.SECP256R1()))  # a foreign key (of no certificate)
     if edit == "wrong-san":
         # A certificate signed by the right root but for other names: craft by reusing the
         # current key so only the identity differs.
@@ -506,20 +486,7 @@ def test_missing_issuer_backs_off_then_recovers(
     assert ready["status"] == "False"
 
     # The CA appears (a plain tls Secret made elsewhere): dabba picks it up by itself.
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "external CA")])
-    now = dt.datetime.now(dt.UTC)
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
+    ca, key = pki.self_signed("external CA", ca=True)
     pem = ca.public_bytes(serialization.Encoding.PEM)
     client.CoreV1Api(k8s_api).create_namespaced_secret(
         namespace,
@@ -528,13 +495,7 @@ def test_missing_issuer_backs_off_then_recovers(
             type="kubernetes.io/tls",
             data={
                 "tls.crt": base64.b64encode(pem).decode(),
-                "tls.key": base64.b64encode(
-                    key.private_bytes(
-                        serialization.Encoding.PEM,
-                        serialization.PrivateFormat.PKCS8,
-                        serialization.NoEncryption(),
-                    )
-                ).decode(),
+                "tls.key": base64.b64encode(pki.key_pem(key)).decode(),
                 "ca.crt": base64.b64encode(pem).decode(),
             },
         ),
@@ -544,7 +505,7 @@ def test_missing_issuer_backs_off_then_recovers(
     assert obj["status"]["failedIssuanceAttempts"] == 0
     data = secret_data(k8s_api, namespace, "orphan-tls")
     assert data is not None
-    assert leaf_of(data).issuer == name
+    assert leaf_of(data).issuer == ca.subject
 
 
 def test_restart_on_rotation_rolls_the_workload(
@@ -645,17 +606,5 @@ def test_no_private_key_material_in_logs_events_or_status(
 ) -> None:
     """Runs last in this module: scans everything the tests above produced."""
     assert SEEN_KEYS, "the tests above should have seen keys"
-    needles = [b"PRIVATE KEY"]
-    for pem in SEEN_KEYS:
-        body = b"".join(pem.strip().splitlines()[1:-1])
-        needles += [body[i : i + 40] for i in range(0, max(len(body) - 40, 1), 40)]
-    haystacks: dict[str, bytes] = {"operator log": operator.log.read_bytes()}
-    events = client.CoreV1Api(k8s_api).list_event_for_all_namespaces(_preload_content=False)
-    haystacks["events"] = events.data
-    objs = custom(k8s_api).list_cluster_custom_object(
-        GROUP, VERSION, PLURAL, _preload_content=False
-    )
-    haystacks["MeshCertificate objects"] = objs.data
-    for where, text in haystacks.items():
-        for needle in needles:
-            assert needle not in text, f"private key material in {where}"
+    found = scan_for_private_keys(k8s_api, SEEN_KEYS, [operator.log])
+    assert not found.leaks, "private key material:\n" + "\n".join(found.leaks[:50])

@@ -4,6 +4,9 @@ Size: ``DABBA_CHAOS_SCALE=short`` (the default, what ``make test`` runs inside t
 run) or ``full`` (``make chaos``: the issue's counts). Randomness (kill moments, outage lengths)
 comes from one seed, printed at the start of every scenario; ``DABBA_CHAOS_SEED=<n>`` replays it.
 
+Shared by the scenario modules: ``MARKS``, the API coordinates, and ``canary`` (the
+``test_canary`` helpers that set up, release and watch a canary run: ``canary.release(...)``).
+
 Leak evidence: every scenario hands its namespace's Events and dabba objects to ``Evidence``
 before the namespace is deleted, and a background harvester records every private key the
 operator writes into a labelled Secret; ``test_zz_no_secret_leaks.py`` scans all of it, plus
@@ -21,10 +24,34 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from kubernetes import client
 
+import test_canary as canary
 from e2ekit import custom
 from test_canary import Watcher, live_weights
+
+__all__ = [
+    "CERTS",
+    "CERT_LABEL",
+    "EVIDENCE",
+    "FULL",
+    "GROUP",
+    "MARKS",
+    "SCALE",
+    "SEED",
+    "VERSION",
+    "Evidence",
+    "Harvester",
+    "SafeWatcher",
+    "canary",
+    "pick",
+]
+
+#: Every scenario module's ``pytestmark`` starts with these (then its own ``local_*`` marks).
+MARKS = [pytest.mark.e2e, pytest.mark.chaos]
+
+GROUP, VERSION, CERTS = "dabba.io", "v1alpha1", "meshcertificates"
 
 SCALE = os.environ.get("DABBA_CHAOS_SCALE", "short")
 if SCALE not in ("short", "full"):

@@ -14,28 +14,17 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from chaos.kit import FULL, pick
+from chaos.kit import CERTS, FULL, GROUP, MARKS, VERSION, canary, pick
 from chaos.kit import SafeWatcher as Watcher
 from e2ekit import Operator, custom, events_for
 from localcluster import cluster as lc
-from test_canary import (
-    canary_body,
-    deployment,
-    live_weights,
-    primary_image,
-    release,
-    status,
-    wait_phase,
-)
 
 pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.chaos,
+    *MARKS,
     pytest.mark.local_only("stops and starts the local control plane's kube-apiserver"),
     pytest.mark.local_operator("checks that the local operator process was not restarted"),
 ]
 
-GROUP, VERSION, CERTS = "dabba.io", "v1alpha1", "meshcertificates"
 RECOVERY = 30
 
 
@@ -79,14 +68,14 @@ def test_apiserver_restart_recovers_within_30s_without_an_operator_restart(  # n
         custom(k8s_api).create_namespaced_custom_object(
             GROUP, VERSION, ns, CERTS, _cert(f"leaf-{i}", serviceAccountName=f"sa-{i}", **leaf)
         )
-    client.AppsV1Api(k8s_api).create_namespaced_deployment(ns, deployment("steady"))
+    client.AppsV1Api(k8s_api).create_namespaced_deployment(ns, canary.deployment("steady"))
     steps = list(range(10, 100, 5)) if FULL else [10, 20, 30, 40]
-    body = canary_body("steady", "istio", stepWeights=steps, maxInconclusive=0)
+    body = canary.canary_body("steady", "istio", stepWeights=steps, maxInconclusive=0)
     # The controller-manager's informers (Deployments, ReplicaSets) also reconnect after each
     # restart, with their own backoff: the deadline must not measure them.
     body["spec"]["progressDeadlineSeconds"] = 300
     custom(k8s_api).create_namespaced_custom_object(GROUP, VERSION, ns, "canaries", body)
-    wait_phase(k8s_api, ns, "steady", "Initialized", timeout=60)
+    canary.wait_phase(k8s_api, ns, "steady", "Initialized", timeout=60)
     for i in range(3):
         lc.wait_for(f"leaf-{i} Ready", lambda n=f"leaf-{i}": _ready(k8s_api, ns, n) is not None, 60)
     serials = {
@@ -94,8 +83,10 @@ def test_apiserver_restart_recovers_within_30s_without_an_operator_restart(  # n
         for i in range(3)
     }
     watch = Watcher(k8s_api, "istio", ns, "steady")
-    release(k8s_api, ns, "steady", "steady:2")
-    lc.wait_for("weight 20", lambda: status(k8s_api, ns, "steady").get("canaryWeight", 0) >= 20, 60)
+    canary.release(k8s_api, ns, "steady", "steady:2")
+    lc.wait_for(
+        "weight 20", lambda: canary.status(k8s_api, ns, "steady").get("canaryWeight", 0) >= 20, 60
+    )
 
     rounds = pick(1, 3)
     recoveries = []
@@ -107,7 +98,7 @@ def test_apiserver_restart_recovers_within_30s_without_an_operator_restart(  # n
             threading.Event().wait(outage)
         back = time.monotonic()
         # The run must move on from where it is now that the apiserver is back.
-        before = status(k8s_api, ns, "steady").get("canaryWeight", 0)
+        before = canary.status(k8s_api, ns, "steady").get("canaryWeight", 0)
 
         # Recovery: a new object is served, a renewal request is honoured, the run moves on.
         name = f"after-{r}"
@@ -142,7 +133,7 @@ def test_apiserver_restart_recovers_within_30s_without_an_operator_restart(  # n
             back: float = back,
         ) -> bool:
             renewed = _ready(k8s_api, ns, rn)
-            st = status(k8s_api, ns, "steady")
+            st = canary.status(k8s_api, ns, "steady")
             checks = {
                 "new certificate Ready": _ready(k8s_api, ns, n) is not None,
                 # Served by a certificate issued at or after the request (whole seconds, as
@@ -162,14 +153,14 @@ def test_apiserver_restart_recovers_within_30s_without_an_operator_restart(  # n
         print(f"[chaos] recovered {took:.1f}s after kube-apiserver was ready again: {marks}")
         assert took <= RECOVERY, f"recovery took {took:.1f}s (> {RECOVERY}s)"
 
-    final = wait_phase(k8s_api, ns, "steady", "Succeeded", "Failed", timeout=180)
+    final = canary.wait_phase(k8s_api, ns, "steady", "Succeeded", "Failed", timeout=180)
     seen = [w for _, w in watch.stop() if w is not None]
     assert final["phase"] == "Succeeded", (
         final,
         [(e["reason"], e["message"]) for e in events_for(k8s_api, ns, "steady")][-15:],
     )
-    assert primary_image(k8s_api, ns, "steady").endswith("steady:2")
-    assert live_weights(k8s_api, "istio", ns, "steady") == (100, 0)
+    assert canary.primary_image(k8s_api, ns, "steady").endswith("steady:2")
+    assert canary.live_weights(k8s_api, "istio", ns, "steady") == (100, 0)
     steps = [c for _, c in seen if c > 0]
     assert steps == sorted(set(steps)), f"a step repeated: {seen}"
     # Every certificate kept rotating by itself (60 s certificates renew every ~40 s): each

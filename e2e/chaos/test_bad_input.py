@@ -10,36 +10,23 @@ overwritten with garbage is re-issued).
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import os
 from typing import Any
 
-import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from kubernetes import client
 
 from chaos import corpus
-from chaos.kit import Evidence
+from chaos.kit import GROUP, MARKS, VERSION, Evidence, canary
 from chaos.kit import SafeWatcher as Watcher
 from e2ekit import Operator, custom, events_for, secret_data
 from localcluster import cluster as lc
-from test_canary import (
-    canary_body,
-    deployment,
-    live_weights,
-    primary_image,
-    release,
-    status,
-    wait_phase,
-)
+from localcluster import pki
 
-pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
+pytestmark = [*MARKS]
 
-GROUP, VERSION = "dabba.io", "v1alpha1"
 PLURALS = {"Canary": "canaries", "MeshCertificate": "meshcertificates"}
 
 
@@ -144,29 +131,6 @@ def _reported(
     return cond
 
 
-def _self_signed(
-    *, is_ca: bool, cn: str = "not a CA"
-) -> tuple[bytes, bytes, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), True)
-        .sign(key, hashes.SHA256())
-    )
-    pem_key = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), pem_key, key
-
-
 def _tls_secret(api: client.ApiClient, namespace: str, name: str, data: dict[str, bytes]) -> None:
     client.CoreV1Api(api).create_namespaced_secret(
         namespace,
@@ -205,25 +169,26 @@ def test_operator_judged_bad_input_is_reported_and_valid_objects_keep_being_serv
         corpus.cert(secretName="big-tls", serviceAccountName="big"),
         {"chaos.dabba.io/big": "y" * 200_000},
     )
-    apps.create_namespaced_deployment(ns, deployment("shared"))
+    apps.create_namespaced_deployment(ns, canary.deployment("shared"))
     custom(k8s_api).create_namespaced_custom_object(
-        GROUP, VERSION, ns, "canaries", canary_body("shared", "istio")
+        GROUP, VERSION, ns, "canaries", canary.canary_body("shared", "istio")
     )
 
     # A Canary whose target does not exist.
     custom(k8s_api).create_namespaced_custom_object(
-        GROUP, VERSION, ns, "canaries", canary_body("ghost", "istio")
+        GROUP, VERSION, ns, "canaries", canary.canary_body("ghost", "istio")
     )
     # A custom metric whose PromQL does not parse.
-    apps.create_namespaced_deployment(ns, deployment("promql"))
-    body = canary_body(
+    apps.create_namespaced_deployment(ns, canary.deployment("promql"))
+    body = canary.canary_body(
         "promql",
         "istio",
         metrics=[{"name": "broken", "query": "sum(rate(oops[1m]", "thresholdRange": {"min": 1}}],
     )
     custom(k8s_api).create_namespaced_custom_object(GROUP, VERSION, ns, "canaries", body)
     # Issuers that cannot sign: a leaf in a Secret, a leaf MeshCertificate, garbage, nothing.
-    leaf_pem, leaf_key, _ = _self_signed(is_ca=False)
+    not_ca, not_ca_key = pki.self_signed("not a CA", ca=False)
+    leaf_pem, leaf_key = not_ca.public_bytes(serialization.Encoding.PEM), pki.key_pem(not_ca_key)
     evidence.add_key(leaf_key)
     _tls_secret(
         k8s_api, ns, "leaf-as-ca", {"tls.crt": leaf_pem, "tls.key": leaf_key, "ca.crt": leaf_pem}
@@ -274,8 +239,8 @@ def test_operator_judged_bad_input_is_reported_and_valid_objects_keep_being_serv
     )
 
     # The broken-PromQL run goes first: its three Error ticks pass while the rest is checked.
-    wait_phase(k8s_api, ns, "promql", "Initialized", timeout=60)
-    release(k8s_api, ns, "promql", "promql:2")
+    canary.wait_phase(k8s_api, ns, "promql", "Initialized", timeout=60)
+    canary.release(k8s_api, ns, "promql", "promql:2")
 
     # ---- reported in status and Events
     _reported(
@@ -329,8 +294,8 @@ def test_operator_judged_bad_input_is_reported_and_valid_objects_keep_being_serv
         assert secret_data(k8s_api, ns, f"{name}-tls") is None, f"{name}: nothing issued"
 
     # ---- two Canaries on one target: the second is refused, the first is untouched
-    wait_phase(k8s_api, ns, "shared", "Initialized", timeout=60)
-    second = canary_body("shared-2", "istio")
+    canary.wait_phase(k8s_api, ns, "shared", "Initialized", timeout=60)
+    second = canary.canary_body("shared-2", "istio")
     second["spec"]["targetRef"]["name"] = "shared"
     second["spec"]["service"]["name"] = "shared"
     custom(k8s_api).create_namespaced_custom_object(GROUP, VERSION, ns, "canaries", second)
@@ -393,22 +358,22 @@ def test_operator_judged_bad_input_is_reported_and_valid_objects_keep_being_serv
     )
 
     # ---- malformed PromQL: Error results, never a promotion, the run fails with 100/0
-    final = wait_phase(k8s_api, ns, "promql", "Failed", "Succeeded", timeout=90)
+    final = canary.wait_phase(k8s_api, ns, "promql", "Failed", "Succeeded", timeout=90)
     assert final["phase"] == "Failed", final
     errors = [a for a in final["lastAnalysis"] if a["result"] == "Error"]
     assert errors, final["lastAnalysis"]
     assert any("parse" in json.dumps(a).lower() for a in errors), errors
     assert final.get("lastPromotedRevision") != final["revision"]
-    assert live_weights(k8s_api, "istio", ns, "promql") == (100, 0)
-    assert primary_image(k8s_api, ns, "promql").endswith("podinfo:1")
+    assert canary.live_weights(k8s_api, "istio", ns, "promql") == (100, 0)
+    assert canary.primary_image(k8s_api, ns, "promql").endswith("podinfo:1")
     assert any(e["type"] == "Warning" for e in events_for(k8s_api, ns, "promql"))
 
     # ---- the routing object edited by hand mid-run: dabba restores its weights and finishes
     watch = Watcher(k8s_api, "istio", ns, "shared")
-    release(k8s_api, ns, "shared", "shared:2")
+    canary.release(k8s_api, ns, "shared", "shared:2")
     lc.wait_for(
         "shared at 20 %",
-        lambda: live_weights(k8s_api, "istio", ns, "shared") == (80, 20),
+        lambda: canary.live_weights(k8s_api, "istio", ns, "shared") == (80, 20),
         60,
     )
     vs = custom(k8s_api).get_namespaced_custom_object(
@@ -420,17 +385,17 @@ def test_operator_judged_bad_input_is_reported_and_valid_objects_keep_being_serv
     custom(k8s_api).replace_namespaced_custom_object(
         "networking.istio.io", "v1", ns, "virtualservices", "shared", vs
     )
-    final = wait_phase(k8s_api, ns, "shared", "Succeeded", "Failed", timeout=120)
+    final = canary.wait_phase(k8s_api, ns, "shared", "Succeeded", "Failed", timeout=120)
     seen = [w for _, w in watch.stop() if w is not None]
     assert final["phase"] == "Succeeded", final
     assert (0, 100) in seen, "the hand edit was live for a moment"
     after_edit = seen[seen.index((0, 100)) + 1 :]
     assert after_edit, seen
     assert after_edit[0] in ((80, 20), (50, 50)), f"dabba put its own weights back: {seen}"
-    assert live_weights(k8s_api, "istio", ns, "shared") == (100, 0)
-    assert primary_image(k8s_api, ns, "shared").endswith("shared:2")
+    assert canary.live_weights(k8s_api, "istio", ns, "shared") == (100, 0)
+    assert canary.primary_image(k8s_api, ns, "shared").endswith("shared:2")
     # The second Canary never acted on the shared target.
-    assert status(k8s_api, ns, "shared-2").get("phase") in (None, "")
+    assert canary.status(k8s_api, ns, "shared-2").get("phase") in (None, "")
 
     # ---- valid objects served, operator healthy and never crashed
     for name in ("root", "web", "big"):

@@ -10,11 +10,7 @@ new leader. The session's standalone operator is stopped meanwhile and started a
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,42 +18,17 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from chaos.kit import EVIDENCE, pick
-from e2ekit import Operator, custom, events_for
+from chaos.kit import EVIDENCE, MARKS, pick
+from e2ekit import Operator, canary_decisions, custom, events_for, replica_pair
 from localcluster import cluster as lc
 from test_canary import live_weights, primary_image, release, start, status, wait_phase
 
 pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.chaos,
+    *MARKS,
     pytest.mark.local_operator("runs two local replicas; on kind the chart has its own two"),
 ]
 
-DABBA = Path(sys.executable).parent / "dabba"
 TAKEOVER = 30
-
-
-def _replica(cluster: lc.Cluster, peering: str, log: Path, priority: int) -> Operator:
-    port = lc.free_port()
-    op = Operator(
-        proc=None,  # type: ignore[arg-type]
-        log=log,
-        url=f"http://127.0.0.1:{port}",
-        argv=[
-            str(DABBA),
-            "run",
-            "-A",
-            f"--peering={peering}",
-            "--listen-host=127.0.0.1",
-            f"--metrics-port={port}",
-            "--log-format=json",
-            f"--priority={priority}",
-        ],
-        env={**os.environ, **cluster.env(), "DABBA_PROMETHEUS_URL": cluster.prometheus_url},
-    )
-    op.start()
-    EVIDENCE.add_log(log)
-    return op
 
 
 def _set_priority(op: Operator, priority: int) -> None:
@@ -66,33 +37,10 @@ def _set_priority(op: Operator, priority: int) -> None:
 
 @pytest.fixture
 def pair(cluster: lc.Cluster, operator: Operator, tmp_path: Path) -> Iterator[list[Operator]]:
-    operator.kill()  # the standalone session operator must not act beside the pair
-    peering = f"chaos-{uuid.uuid4().hex[:8]}"
-    ops = [_replica(cluster, peering, tmp_path / f"replica-{i}.log", 100 + i) for i in range(2)]
-    try:
-        for op in ops:
-            lc.wait_for("a replica's /healthz", op.healthy, 60)
+    with replica_pair(
+        cluster, operator, tmp_path, "chaos", on_start=lambda op: EVIDENCE.add_log(op.log)
+    ) as ops:
         yield ops
-    finally:
-        for op in ops:
-            if op.proc.poll() is None:
-                op.kill()
-        cluster.kubectl("delete", "clusterkopfpeering", peering, check=False)
-        operator.start()
-        lc.wait_for("the session operator back", operator.healthy, 60)
-
-
-def _actions(op: Operator, namespace: str) -> list[dict[str, Any]]:
-    """The canary decisions this replica logged for ``namespace`` (every start of it)."""
-    out = []
-    for line in op.log.read_text(errors="replace").splitlines():
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            continue
-        if doc.get("event") == "canary progressed" and doc.get("namespace") == namespace:
-            out.append(doc)
-    return out
 
 
 def _ts(doc: dict[str, Any]) -> float:
@@ -112,21 +60,21 @@ def test_repeated_leader_failover_takes_over_within_30s_and_never_acts_twice(
     takeovers: list[float] = []
     kills: list[tuple[int, float]] = []  # (replica, wall time of the kill)
     for r in range(rounds):
-        acted_before = len(_actions(pair[leader], ns))
+        acted_before = len(canary_decisions(pair[leader], ns))
         lc.wait_for(
             f"round {r + 1}: the leader (replica {leader}) acts",
             lambda ld=leader, n=acted_before, first=r == 0: (
-                len(_actions(pair[ld], ns)) > n or (first and n > 0)
+                len(canary_decisions(pair[ld], ns)) > n or (first and n > 0)
             ),
             60,
         )
-        standby_before = len(_actions(pair[standby], ns))
+        standby_before = len(canary_decisions(pair[standby], ns))
         pair[leader].kill()
         killed = time.monotonic()
         kills.append((leader, time.time()))
         lc.wait_for(
             f"round {r + 1}: replica {standby} takes over",
-            lambda sb=standby, n=standby_before: len(_actions(pair[sb], ns)) > n,
+            lambda sb=standby, n=standby_before: len(canary_decisions(pair[sb], ns)) > n,
             TAKEOVER + 30,
         )
         took = time.monotonic() - killed
@@ -157,7 +105,7 @@ def test_repeated_leader_failover_takes_over_within_30s_and_never_acts_twice(
     # No double action: merged over both replicas, each weight was acted on once, in order,
     # and a killed replica never acted after its kill until it was started again.
     merged = sorted(
-        ((_ts(d), i, d) for i, op in enumerate(pair) for d in _actions(op, ns)),
+        ((_ts(d), i, d) for i, op in enumerate(pair) for d in canary_decisions(op, ns)),
         key=lambda t: t[0],
     )
     weights = [d["weight"] for _, _, d in merged if d.get("phase") == "Progressing"]

@@ -24,27 +24,16 @@ import pytest
 from cryptography import x509
 from kubernetes import client
 
-from chaos.kit import CERT_LABEL, EVIDENCE, SCALE, pick
+from chaos.kit import CERT_LABEL, CERTS, EVIDENCE, GROUP, MARKS, SCALE, VERSION, canary, pick
 from chaos.kit import SafeWatcher as Watcher
 from e2ekit import Operator, custom
 from localcluster import cluster as lc
-from test_canary import (
-    canary_body,
-    deployment,
-    live_weights,
-    primary_image,
-    release,
-    status,
-    wait_phase,
-)
 
 pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.chaos,
+    *MARKS,
     pytest.mark.local_operator("SIGKILLs and restarts the local operator process"),
 ]
 
-GROUP, VERSION, CERTS = "dabba.io", "v1alpha1", "meshcertificates"
 #: A run (two 5 s steps and promotion) takes about 30 s; this long means stuck.
 RUN_DEADLINE = 240
 
@@ -161,8 +150,10 @@ def _lane(
         watch = Watcher(api, "istio", namespace, name)
         try:
             behaviour = {} if good else {"error_rate": "0.1"}
-            release(api, namespace, name, run.image, **behaviour)
-            final = wait_phase(api, namespace, name, "Succeeded", "Failed", timeout=RUN_DEADLINE)
+            canary.release(api, namespace, name, run.image, **behaviour)
+            final = canary.wait_phase(
+                api, namespace, name, "Succeeded", "Failed", timeout=RUN_DEADLINE
+            )
             run.phase = final["phase"]
         except Exception as exc:  # recorded and asserted on by the test
             run.error = f"{type(exc).__name__}: {str(exc)[:1500]}"
@@ -233,12 +224,12 @@ def test_sigkill_at_random_moments_loses_nothing(  # noqa: PLR0912, PLR0915 - on
     # Canaries: one per lane, each at its first revision.
     names = [f"lane-{i}" for i in range(lanes)]
     for name in names:
-        client.AppsV1Api(k8s_api).create_namespaced_deployment(ns, deployment(name))
-        body = canary_body(name, "istio")
+        client.AppsV1Api(k8s_api).create_namespaced_deployment(ns, canary.deployment(name))
+        body = canary.canary_body(name, "istio")
         body["spec"]["progressDeadlineSeconds"] = 60
         custom(k8s_api).create_namespaced_custom_object(GROUP, VERSION, ns, "canaries", body)
     for name in names:
-        wait_phase(k8s_api, ns, name, "Initialized", timeout=90)
+        canary.wait_phase(k8s_api, ns, name, "Initialized", timeout=90)
 
     def all_issued() -> bool:
         items = custom(k8s_api).list_namespaced_custom_object(GROUP, VERSION, ns, CERTS)["items"]
@@ -334,11 +325,11 @@ def test_sigkill_at_random_moments_loses_nothing(  # noqa: PLR0912, PLR0915 - on
     assert any(not r.good for r in runs)
     for name in names:
         last = [r for r in runs if r.lane == name][-1]
-        st = status(k8s_api, ns, name)
-        assert live_weights(k8s_api, "istio", ns, name) == (100, 0), name
+        st = canary.status(k8s_api, ns, name)
+        assert canary.live_weights(k8s_api, "istio", ns, name) == (100, 0), name
         promoted = [r for r in runs if r.lane == name and r.good]
         if promoted:
-            assert primary_image(k8s_api, ns, name).endswith(promoted[-1].image), name
+            assert canary.primary_image(k8s_api, ns, name).endswith(promoted[-1].image), name
         revisions = [h["revision"] for h in st.get("history") or []]
         assert len(revisions) == len(set(revisions)), f"{name}: a run recorded twice {revisions}"
         assert st["phase"] == ("Succeeded" if last.good else "Failed"), st

@@ -16,22 +16,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from kubernetes import client
 
+from chaos.kit import GROUP, MARKS, VERSION, canary
 from chaos.kit import SafeWatcher as Watcher
 from e2ekit import Operator, custom, events_for
 from localcluster import cluster as lc
-from test_canary import (
-    canary_body,
-    deployment,
-    live_weights,
-    primary_image,
-    release,
-    status,
-    wait_phase,
-)
 
 pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.chaos,
+    *MARKS,
     pytest.mark.local_operator("the operator must reach the test's loopback Prometheus proxies"),
 ]
 
@@ -78,7 +69,9 @@ def switches(cluster: lc.Cluster) -> Iterator[dict[str, Switch]]:
 
 def _errors(api: client.ApiClient, namespace: str, name: str) -> int:
     return sum(
-        1 for a in status(api, namespace, name).get("lastAnalysis") or [] if a["result"] == "Error"
+        1
+        for a in canary.status(api, namespace, name).get("lastAnalysis") or []
+        if a["result"] == "Error"
     )
 
 
@@ -87,21 +80,19 @@ def test_prometheus_outage_never_promotes_short_outages_resume_long_ones_fail(
 ) -> None:
     ns = namespace
     for name, switch in switches.items():
-        client.AppsV1Api(k8s_api).create_namespaced_deployment(ns, deployment(name))
-        body = canary_body(name, "istio", stepWeights=[10, 20, 30, 40, 50])
+        client.AppsV1Api(k8s_api).create_namespaced_deployment(ns, canary.deployment(name))
+        body = canary.canary_body(name, "istio", stepWeights=[10, 20, 30, 40, 50])
         body["spec"]["metricsServer"] = switch.url
-        custom(k8s_api).create_namespaced_custom_object(
-            "dabba.io", "v1alpha1", ns, "canaries", body
-        )
+        custom(k8s_api).create_namespaced_custom_object(GROUP, VERSION, ns, "canaries", body)
     for name in switches:
-        wait_phase(k8s_api, ns, name, "Initialized", timeout=60)
+        canary.wait_phase(k8s_api, ns, name, "Initialized", timeout=60)
     watches = {name: Watcher(k8s_api, "istio", ns, name) for name in switches}
     for name in switches:
-        release(k8s_api, ns, name, f"{name}:2")
+        canary.release(k8s_api, ns, name, f"{name}:2")
     for name in switches:
         lc.wait_for(
             f"{name}: a first passing tick",
-            lambda n=name: status(k8s_api, ns, n).get("canaryWeight", 0) >= 20,
+            lambda n=name: canary.status(k8s_api, ns, n).get("canaryWeight", 0) >= 20,
             60,
         )
 
@@ -114,7 +105,7 @@ def test_prometheus_outage_never_promotes_short_outages_resume_long_ones_fail(
     def first_errors() -> bool:
         for name in switches:
             if name not in held and _errors(k8s_api, ns, name) >= 1:
-                held[name] = status(k8s_api, ns, name).get("canaryWeight", 0)
+                held[name] = canary.status(k8s_api, ns, name).get("canaryWeight", 0)
                 since[name] = time.time()
                 if name == "brief":
                     # The brief outage ends at its first Error tick (under the 3-in-a-row
@@ -125,16 +116,16 @@ def test_prometheus_outage_never_promotes_short_outages_resume_long_ones_fail(
     lc.wait_for("an Error tick on both", first_errors, 30)
     brief_back_at = since["brief"]
 
-    long_final = wait_phase(k8s_api, ns, "long", "Failed", "Succeeded", timeout=120)
-    brief_final = wait_phase(k8s_api, ns, "brief", "Succeeded", "Failed", timeout=180)
+    long_final = canary.wait_phase(k8s_api, ns, "long", "Failed", "Succeeded", timeout=120)
+    brief_final = canary.wait_phase(k8s_api, ns, "brief", "Succeeded", "Failed", timeout=180)
     timelines = {name: w.stop() for name, w in watches.items()}
 
     # ---- long outage: Failed after Error results, rolled back, never promoted
     assert long_final["phase"] == "Failed", long_final
     assert any(a["result"] == "Error" for a in long_final["lastAnalysis"]), long_final
     assert long_final.get("lastPromotedRevision") != long_final["revision"]
-    assert live_weights(k8s_api, "istio", ns, "long") == (100, 0)
-    assert primary_image(k8s_api, ns, "long").endswith("podinfo:1")
+    assert canary.live_weights(k8s_api, "istio", ns, "long") == (100, 0)
+    assert canary.primary_image(k8s_api, ns, "long").endswith("podinfo:1")
     long_while_down = [w for t, w in timelines["long"] if t >= since["long"] and w is not None]
     assert all(c <= held["long"] for _, c in long_while_down), (
         f"long advanced while Prometheus was down: {held['long']} then {long_while_down}"
@@ -144,8 +135,8 @@ def test_prometheus_outage_never_promotes_short_outages_resume_long_ones_fail(
     # ---- brief outage: no step while down, then the run resumed and promoted
     assert brief_back_at > 0
     assert brief_final["phase"] == "Succeeded", brief_final
-    assert primary_image(k8s_api, ns, "brief").endswith("brief:2")
-    assert live_weights(k8s_api, "istio", ns, "brief") == (100, 0)
+    assert canary.primary_image(k8s_api, ns, "brief").endswith("brief:2")
+    assert canary.live_weights(k8s_api, "istio", ns, "brief") == (100, 0)
     steps = [c for _, w in timelines["brief"] if w is not None for c in [w[1]] if c > 0]
     assert steps == sorted(set(steps)), f"brief repeated a step: {timelines['brief']}"
     print(

@@ -17,6 +17,19 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VALIDITY = dt.timedelta(days=365)
 
+#: What a CA's key is for: signing certificates and CRLs (and digital signatures).
+CA_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True,
+    key_cert_sign=True,
+    crl_sign=True,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    encipher_only=False,
+    decipher_only=False,
+)
+
 
 @dataclass(frozen=True)
 class Pki:
@@ -61,14 +74,15 @@ class Pki:
         return all(p.exists() for p in (*files, self.admin_crt, self.admin_key, self.sa_key))
 
 
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+def key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
+    """``key`` as unencrypted PKCS#8 PEM."""
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> None:
+    path.write_bytes(key_pem(key))
     path.chmod(0o600)
 
 
@@ -100,20 +114,7 @@ def create(directory: Path, service_ip: str = "10.96.0.1") -> Pki:
         .not_valid_before(now)
         .not_valid_after(now + VALIDITY)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(CA_KEY_USAGE, critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     _write_key(pki.ca_key, ca_key)
@@ -168,3 +169,36 @@ def create(directory: Path, service_ip: str = "10.96.0.1") -> Pki:
         )
     )
     return pki
+
+
+def self_signed(
+    common_name: str,
+    *,
+    ca: bool,
+    lifetime: dt.timedelta = dt.timedelta(days=1),
+    ca_key_usage: bool = False,
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A self-signed P-256 certificate for the tests to plant, and its key.
+
+    Subject and issuer ``CN=common_name``; valid from a minute ago for ``lifetime``; a critical
+    BasicConstraints with ``ca``; with ``ca_key_usage`` also the critical :data:`CA_KEY_USAGE`
+    and a SubjectKeyIdentifier, as a real root CA has. Signed with SHA-256.
+    """
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = _name(common_name)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + lifetime)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if ca_key_usage:
+        builder = builder.add_extension(CA_KEY_USAGE, critical=True).add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+        )
+    return builder.sign(key, hashes.SHA256()), key
