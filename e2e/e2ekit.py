@@ -255,17 +255,22 @@ def replica_pair(
         lc.wait_for("the session operator back", operator.healthy, 60)
 
 
-def canary_decisions(op: Operator, namespace: str) -> list[dict[str, Any]]:
-    """The canary decisions ``op`` logged (JSON) for ``namespace``, over every start of it."""
+def logged(op: Operator, event: str, namespace: str) -> list[dict[str, Any]]:
+    """The JSON lines ``op`` logged with this ``event`` for ``namespace``, over every start."""
     out = []
     for line in op.log.read_text(errors="replace").splitlines():
         try:
             doc = json.loads(line)
         except ValueError:
             continue
-        if doc.get("event") == "canary progressed" and doc.get("namespace") == namespace:
+        if doc.get("event") == event and doc.get("namespace") == namespace:
             out.append(doc)
     return out
+
+
+def canary_decisions(op: Operator, namespace: str) -> list[dict[str, Any]]:
+    """The canary decisions ``op`` logged (JSON) for ``namespace``, over every start of it."""
+    return logged(op, "canary progressed", namespace)
 
 
 # --------------------------------------------------------------------------------------------

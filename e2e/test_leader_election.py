@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from e2ekit import Operator, canary_decisions, replica_pair
+from e2ekit import Operator, canary_decisions, logged, replica_pair
 from localcluster import cluster as lc
 from test_canary import live_weights, release, start, status, wait_phase
+from test_meshcertificate import apply, root, wait_ready
 
 pytestmark = [
     pytest.mark.e2e,
@@ -54,3 +55,37 @@ def test_only_the_leader_acts_and_the_standby_takes_over_within_30s(
     assert min(w for w in weights if w) >= 30, f"a step was repeated after takeover: {weights}"
     assert live_weights(k8s_api, "istio", namespace, name) == (100, 0)
     print(f"takeover after {takeover:.1f}s; standby continued at {weights}")
+
+
+def test_only_the_leader_issues_certificates_and_the_standby_takes_over(
+    k8s_api: client.ApiClient, namespace: str, replicas: list[Operator]
+) -> None:
+    """Certificates are scheduled by dabba's own runner, not by kopf daemons, so kopf's pause
+    does not stop them: the runner must follow the same peering rule (dabba.leadership)."""
+    leader, standby = replicas[1], replicas[0]
+    leaf = {"issuerRef": {"kind": "MeshCertificate", "name": "root"}, "duration": "1h"}
+    root(k8s_api, namespace)
+    apply(
+        k8s_api,
+        namespace,
+        "before",
+        {**leaf, "secretName": "before-tls", "serviceAccountName": "a"},
+    )
+    wait_ready(k8s_api, namespace, "before")
+
+    def issued(op: Operator) -> set[str]:
+        events = [*logged(op, "issued", namespace), *logged(op, "new signing CA", namespace)]
+        return {d["name"] for d in events}
+
+    assert issued(leader) == {"root", "before"}, "the leader issues"
+    assert issued(standby) == set(), "the standby must not issue while the leader lives"
+
+    leader.kill()
+    killed = time.monotonic()
+    apply(
+        k8s_api, namespace, "after", {**leaf, "secretName": "after-tls", "serviceAccountName": "b"}
+    )
+    wait_ready(k8s_api, namespace, "after", timeout=60)
+    takeover = time.monotonic() - killed
+    assert issued(standby) == {"after"}, "the standby issued the new one, and only that"
+    print(f"certificate issued by the standby {takeover:.1f}s after the leader died")
