@@ -590,6 +590,7 @@ def test_the_token_cannot_do_what_the_operator_does_not_need(
         for verb, resource in (("impersonate", "users"), ("escalate", "clusterroles")):
             assert not can_i(sa.api, verb, resource, group="rbac.authorization.k8s.io")
         assert not can_i(sa.api, "patch", "clusterkopfpeerings", group="kopf.dev", name="other")
+        assert not can_i(sa.api, "get", "clusterkopfpeerings", group="kopf.dev", name="other")
 
         # The limit RBAC cannot draw: the label-selected Secret watch needs list and watch on
         # every Secret, and issuers may live in any namespace — cluster-wide, Secrets are open.

@@ -149,14 +149,15 @@ namespaces) or in a Role per watched namespace. */}}
 {{/* Leader election inside one watched namespace (KopfPeering). */}}
 {{- define "dabba.rules.namespacedPeering" -}}
 # Leader election: `dabba run` creates the KopfPeering; kopf lists and watches it to see its
-# peers and patches it (keep-alives) — patch only on this release's peering object.
+# peers and patches it (keep-alives); the certificate runner reads it (dabba.leadership) —
+# get and patch only on this release's peering object.
 - apiGroups: [kopf.dev]
   resources: [kopfpeerings]
   verbs: [create, list, watch]
 - apiGroups: [kopf.dev]
   resources: [kopfpeerings]
   resourceNames: [{{ include "dabba.peeringName" . | quote }}]
-  verbs: [patch]
+  verbs: [get, patch]
 {{- end -}}
 
 {{/* Cluster-scoped rules, needed in both modes. */}}
@@ -176,14 +177,15 @@ namespaces) or in a Role per watched namespace. */}}
   verbs: [list, watch]
 {{- else if .Values.leaderElection.enabled }}
 # Leader election: `dabba run` creates the ClusterKopfPeering; kopf lists and watches it to see
-# its peers and patches it (keep-alives) — patch only on this release's peering object.
+# its peers and patches it (keep-alives); the certificate runner reads it (dabba.leadership) —
+# get and patch only on this release's peering object.
 - apiGroups: [kopf.dev]
   resources: [clusterkopfpeerings]
   verbs: [create, list, watch]
 - apiGroups: [kopf.dev]
   resources: [clusterkopfpeerings]
   resourceNames: [{{ include "dabba.peeringName" . | quote }}]
-  verbs: [patch]
+  verbs: [get, patch]
 {{- end }}
 {{- end -}}
 

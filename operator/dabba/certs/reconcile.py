@@ -103,7 +103,7 @@ Scope = bundles.Scope
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    """What the daemon needs after a reconcile."""
+    """What the runner needs after a reconcile."""
 
     next_wake: dt.datetime | None
     #: The issuer's Secret (namespace, name): its changes should wake this certificate.

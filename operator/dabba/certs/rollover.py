@@ -70,7 +70,7 @@ from dabba.certs.model import TrustedRoot, format_time, parse_duration
 #: Default time consumers need to pick up a changed Secret or ConfigMap: the kubelet syncs
 #: mounted Secrets and ConfigMaps once a minute (plus its cache), then the workload reloads.
 DEFAULT_PROPAGATION_DELAY: Final = dt.timedelta(minutes=2)
-#: While waiting on something other daemons do (leaf ca.crt, re-issues), look again this often
+#: While waiting on something other reconciles do (leaf ca.crt, re-issues), look again this often
 #: even if nothing pokes the CA.
 POLL: Final = dt.timedelta(seconds=5)
 #: At most this many names in a status message.
