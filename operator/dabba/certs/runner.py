@@ -61,6 +61,10 @@ ERROR_RETRY = 10.0
 ROLLING_MIN_INTERVAL = 1.0
 #: A standby replica asks again this often whether it leads now.
 STANDBY_POLL = 1.0
+#: Event bodies kept for reconciles that have not started yet, at most (a body is ~15 KiB in
+#: memory; an operator starting with 10,000 certificates must not hold them all at once —
+#: beyond this, a reconcile reads its object instead).
+MAX_BODIES = 1000
 
 
 def seen(body: Body) -> tuple[object, ...]:
@@ -69,7 +73,7 @@ def seen(body: Body) -> tuple[object, ...]:
     return (md.get("generation"), (md.get("annotations") or {}).get(ANNOTATION_RENEW_REQUESTED_AT))
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class _Known:
     """What the runner keeps per certificate between reconciles (kept small: 10,000 of them)."""
 
@@ -117,8 +121,10 @@ class Runner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._epoch = 0
+        self._bodies = 0  # how many _Known.body are set
         self._leading: bool | None = None
         self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     # ---- what the watch handlers call (on kopf's event loop) ------------------------------
 
@@ -129,18 +135,31 @@ class Runner:
         news = seen(body)
         known = self.known.get(key)
         if known is None:
-            self.known[key] = _Known(
-                news, body=body, body_epoch=self._epoch, new=not body.get("status")
-            )
+            known = self.known[key] = _Known(news, new=not body.get("status"))
+            self._keep_body(known, body)
             self._due_now(key)
             return
         pending = key in self.schedule or key in self._again
         if known.seen != news:
             known.seen = news
-            known.body, known.body_epoch = body, self._epoch
+            self._keep_body(known, body)
             self.poke(key)
         elif pending and known.body is not None:
-            known.body, known.body_epoch = body, self._epoch  # the newest for that reconcile
+            self._keep_body(known, body)  # the newest for that reconcile
+
+    def _keep_body(self, known: _Known, body: Body) -> None:
+        if known.body is None:
+            if self._bodies >= MAX_BODIES:
+                return
+            self._bodies += 1
+        known.body, known.body_epoch = body, self._epoch
+
+    def _take_body(self, known: _Known) -> Body | None:
+        body, known.body = known.body, None
+        if body is None:
+            return None
+        self._bodies -= 1
+        return body if known.body_epoch == self._epoch else None
 
     def deleted(self, namespace: str, name: str) -> None:
         key = (namespace, name)
@@ -189,6 +208,8 @@ class Runner:
 
     async def stop(self) -> None:
         """Stop dispatching; reconciles already in a worker thread finish there."""
+        self._stopping = True
+        self._wake.set()
         tasks = [t for t in (self._loop_task, *self._tasks) if t is not None]
         for task in tasks:
             task.cancel()
@@ -199,7 +220,9 @@ class Runner:
         self._wake.set()
 
     def _forget(self, key: Key) -> None:
-        self.known.pop(key, None)
+        known = self.known.pop(key, None)
+        if known is not None:
+            self._take_body(known)
         self.schedule.discard(key)
         self._again.discard(key)
         self.dependencies.depend(key)
@@ -219,7 +242,7 @@ class Runner:
         return leading
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             now = self.monotonic()
             next_at = self.schedule.next_at()
@@ -233,16 +256,19 @@ class Runner:
                 timeout = STANDBY_POLL
             elif free <= 0:
                 timeout = None  # a finishing reconcile wakes the loop
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation
+            # that arrives as the wake-up completes, and stop() then waited for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
 
     def _dispatch(self, key: Key) -> None:
         known = self.known.get(key)
         if known is None:
             return
-        body = known.body if known.body_epoch == self._epoch else None
+        body = self._take_body(known)
         new = known.new and body is not None
-        known.body, known.new = None, False
+        known.new = False
         if body is not None and known.written_status is not None:
             rv = resource_version(body)
             if rv is None or rv < known.written_status:
@@ -259,7 +285,7 @@ class Runner:
         deps = self.deps
         known = self.known.get(key)
         if known is None:  # deleted between dispatch and start
-            self._running.discard(key)
+            self._finish(key, 0.0)
             return
         try:
             outcome = await deps.run(
@@ -289,9 +315,8 @@ class Runner:
             self._finish(key, self.monotonic() + ERROR_RETRY)
             return
         if outcome.gone:
-            self._running.discard(key)
             self._forget(key)
-            self._wake.set()
+            self._finish(key, 0.0)  # forgotten: nothing is scheduled
             return
         if outcome.status_resource_version is not None:
             known.written_status = outcome.status_resource_version
@@ -308,6 +333,11 @@ class Runner:
         self._finish(key, max(now + delay, known.rest_until))
 
     def _finish(self, key: Key, due: float) -> None:
+        # Leave the task set before waking the loop: a done-callback would run only after the
+        # loop had counted this task as busy, and with every slot taken nothing wakes it again.
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.discard(task)
         self._running.discard(key)
         known = self.known.get(key)
         if known is not None:

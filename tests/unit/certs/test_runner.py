@@ -92,11 +92,14 @@ def body(
 
 
 def run(
-    fake: FakeReconcile, gate: Gate, scenario: Callable[[runner.Runner], Coroutine[Any, Any, None]]
+    fake: FakeReconcile,
+    gate: Gate,
+    scenario: Callable[[runner.Runner], Coroutine[Any, Any, None]],
+    concurrency: int = runner.CONCURRENCY,
 ) -> None:
     async def main() -> None:
         deps = Deps(config=CONFIG, clients=cast("Clients", None), clock=SystemClock())
-        r = runner.Runner(deps, cast("Any", gate), lambda *_: None)
+        r = runner.Runner(deps, cast("Any", gate), lambda *_: None, concurrency=concurrency)
         r.ensure_started()
         try:
             await scenario(r)
@@ -245,3 +248,20 @@ def test_an_issuer_secret_change_wakes_its_dependents(fake: FakeReconcile) -> No
     run(fake, Gate(), scenario)
     assert sorted(fake.names()[2:4]) == ["a", "b"]
     assert fake.names()[4] == "a"
+
+
+def test_bodies_kept_for_pending_reconciles_are_bounded(
+    fake: FakeReconcile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "MAX_BODIES", 2)
+
+    async def scenario(r: runner.Runner) -> None:
+        for i in range(5):  # all arrive before the loop runs once
+            r.observed("ns", f"c{i}", body(f"c{i}"))
+        assert r._bodies == 2
+        await until("all five", lambda: len(fake.calls) == 5)
+        assert r._bodies == 0
+
+    run(fake, Gate(), scenario, concurrency=1)
+    assert [c["body"] is not None for c in fake.calls] == [True, True, False, False, False]
+    assert [c["created"] for c in fake.calls] == [True, True, False, False, False]
