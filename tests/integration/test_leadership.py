@@ -14,8 +14,9 @@ import pytest
 from kubernetes import client
 
 from dabba.config import OperatorConfig
-from dabba.k8s.client import Clients
+from dabba.k8s.client import clients
 from dabba.leadership import Leadership
+from localcluster import cluster as lc
 
 pytestmark = pytest.mark.integration
 
@@ -35,16 +36,6 @@ def _config(namespace: str, *, standalone: bool = False) -> OperatorConfig:
         standalone=standalone,
         priority=100,
         identity="me",
-    )
-
-
-def _clients(api: client.ApiClient) -> Clients:
-    return Clients(
-        api=api,
-        core=client.CoreV1Api(api),
-        apps=client.AppsV1Api(api),
-        custom=client.CustomObjectsApi(api),
-        autoscaling=client.AutoscalingV2Api(api),
     )
 
 
@@ -70,10 +61,12 @@ def _write(api: client.ApiClient, namespace: str, status: dict[str, Any]) -> Non
     custom.replace_namespaced_custom_object("kopf.dev", "v1", namespace, "kopfpeerings", NAME, body)
 
 
-def test_follows_the_peering_object(k8s_api: client.ApiClient, namespace: str) -> None:
+def test_follows_the_peering_object(
+    cluster: lc.Cluster, k8s_api: client.ApiClient, namespace: str
+) -> None:
     ticks = [0.0]
     leadership = Leadership(
-        _clients(k8s_api),
+        clients(str(cluster.kubeconfig)),
         _config(namespace),
         lambda: dt.datetime.now(dt.UTC),
         monotonic=lambda: ticks[0],
@@ -97,10 +90,14 @@ def test_follows_the_peering_object(k8s_api: client.ApiClient, namespace: str) -
     assert leadership.active() is True, "a lower peer does not pause us"
 
 
-def test_standalone_always_leads_without_reading(k8s_api: client.ApiClient, namespace: str) -> None:
+def test_standalone_always_leads_without_reading(
+    cluster: lc.Cluster, k8s_api: client.ApiClient, namespace: str
+) -> None:
     _write(k8s_api, namespace, {"other": _peer(1000, 1)})
     leadership = Leadership(
-        _clients(k8s_api), _config(namespace, standalone=True), lambda: dt.datetime.now(dt.UTC)
+        clients(str(cluster.kubeconfig)),
+        _config(namespace, standalone=True),
+        lambda: dt.datetime.now(dt.UTC),
     )
     assert leadership.cached() is True
     assert leadership.active() is True

@@ -96,6 +96,11 @@ class _Loaded:
     at: float
 
 
+#: Longer than any read of a Secret can take (the client's request timeout is 60 s).
+READ_RACE_WINDOW = 90.0
+_NEWEST_PRUNE_AT = 2048
+
+
 class IssuerCache:
     """Signing CAs kept between reconciles, so a thousand leaves of one CA read and parse it
     once instead of a thousand times (issuance benchmark, issue 8: two GETs and a key parse
@@ -125,6 +130,9 @@ class IssuerCache:
         self._cas: dict[tuple[str, str], str] = {}
         #: (Secret namespace, name, layout) -> the loaded CA.
         self._loaded: dict[tuple[str, str, str], _Loaded] = {}
+        #: Secret (namespace, name) -> the newest resourceVersion an event reported, and when.
+        self._newest: dict[tuple[str, str], tuple[int, float]] = {}
+        self._prune_at = _NEWEST_PRUNE_AT
 
     def _watched(self, namespace: str) -> bool:
         return self._all or namespace in self._namespaces
@@ -138,15 +146,29 @@ class IssuerCache:
             else:
                 self._cas.pop((namespace, name), None)
 
-    def forget_secret(self, namespace: str, name: str) -> None:
+    def forget_secret(self, namespace: str, name: str, resource_version: str | None = None) -> None:
+        """A Secret event: drop what was loaded from it, and remember how new the Secret is
+        now, so a read that raced with this change cannot put the older data back."""
         with self._lock:
             for key in [k for k in self._loaded if k[:2] == (namespace, name)]:
                 del self._loaded[key]
+            rv = _int(resource_version)
+            if rv is not None:
+                now = self._clock()
+                old = self._newest.get((namespace, name))
+                self._newest[namespace, name] = (max(rv, old[0] if old else 0), now)
+                if len(self._newest) > self._prune_at:
+                    # A read races with an event for at most one request's time. The next
+                    # prune waits until the map has doubled: amortised O(1) per event.
+                    cutoff = now - READ_RACE_WINDOW
+                    self._newest = {k: v for k, v in self._newest.items() if v[1] >= cutoff}
+                    self._prune_at = max(_NEWEST_PRUNE_AT, 2 * len(self._newest))
 
     def clear(self) -> None:
         with self._lock:
             self._cas.clear()
             self._loaded.clear()
+            self._newest.clear()
 
     def ca_secret_name(self, namespace: str, name: str) -> str | None:
         with self._lock:
@@ -168,11 +190,23 @@ class IssuerCache:
             valid_until=min(c.not_valid_after_utc for c in path),
             at=self._clock(),
         )
-        # Only a Secret a watch tells us about (dabba's label, in scope) may be kept.
+        # Only a Secret a watch tells us about (dabba's label, in scope) may be kept, and only
+        # if no event has reported a newer version of it meanwhile.
+        key = (secret.namespace, secret.name)
         if self._watched(secret.namespace) and secret.labels.get(SECRET_LABEL):
             with self._lock:
-                self._loaded[secret.namespace, secret.name, layout] = entry
+                rv = _int(secret.resource_version)
+                newest = self._newest.get(key)
+                if rv is not None and (newest is None or rv >= newest[0]):
+                    self._loaded[secret.namespace, secret.name, layout] = entry
         return entry
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _issuer(  # noqa: PLR0911 - one return per way an issuer can be unusable

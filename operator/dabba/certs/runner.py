@@ -171,7 +171,7 @@ class Runner:
     ) -> None:
         """A Secret with dabba's label changed: wake its certificate unless it is the echo of
         our own write, every certificate it signs for, and the CAs in a rollover."""
-        self.issuers.forget_secret(namespace, name)
+        self.issuers.forget_secret(namespace, name, rv)
         if owner:
             known = self.known.get((namespace, owner))
             if known is not None and (deleted or rv != known.written_secret):
