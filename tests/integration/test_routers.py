@@ -663,9 +663,7 @@ def workloads(k: Clients, namespace: str) -> None:
             },
         },
     }
-    k.apps.create_namespaced_deployment(
-        namespace, client.V1Deployment.model_validate(deployment), _preload_content=False
-    )
+    k.apps.create("deployments", namespace, deployment, _preload_content=False)
     for name, sel in (
         ("podinfo-primary", {"app": "podinfo-primary"}),
         ("podinfo-canary", {"app": "podinfo"}),

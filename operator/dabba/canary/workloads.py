@@ -49,7 +49,7 @@ def read_deployment(k: Clients, namespace: str, name: str, *, fresh: bool = Fals
     """The Deployment, from the watch-fed cache unless ``fresh`` (then always a GET)."""
 
     def read() -> object:
-        return k.apps.read_namespaced_deployment(name, namespace, _preload_content=False)
+        return k.apps.get("deployments", namespace, name, _preload_content=False)
 
     if fresh:
         resp = objects.or_none(read)
@@ -190,9 +190,7 @@ def ensure_primary(
         },
     }
     try:
-        resp = k.apps.create_namespaced_deployment(
-            spec.namespace, client.V1Deployment.model_validate(body), _preload_content=False
-        )
+        resp = k.apps.create("deployments", spec.namespace, body, _preload_content=False)
     except ApiException as exc:
         if exc.status == objects.ALREADY_EXISTS:
             objects.forget(k, DEPLOYMENTS, spec.namespace, spec.primary_name)
@@ -206,9 +204,7 @@ def ensure_primary(
 def mirror_hpa(k: Clients, spec: CanarySpec, owner: Mapping[str, Any]) -> None:
     """Give the primary a copy of the target's HorizontalPodAutoscaler, if it has one."""
     hpas = objects.raw_json(
-        k.autoscaling.list_namespaced_horizontal_pod_autoscaler(
-            spec.namespace, _preload_content=False
-        )
+        k.autoscaling.list("horizontalpodautoscalers", spec.namespace, _preload_content=False)
     )["items"]
     for hpa in hpas:
         ref = hpa.get("spec", {}).get("scaleTargetRef", {})
@@ -225,10 +221,8 @@ def mirror_hpa(k: Clients, spec: CanarySpec, owner: Mapping[str, Any]) -> None:
             "spec": {**hpa["spec"], "scaleTargetRef": {**ref, "name": spec.primary_name}},
         }
         try:
-            k.autoscaling.create_namespaced_horizontal_pod_autoscaler(
-                spec.namespace,
-                client.V2HorizontalPodAutoscaler.model_validate(body),
-                _preload_content=False,
+            k.autoscaling.create(
+                "horizontalpodautoscalers", spec.namespace, body, _preload_content=False
             )
         except ApiException as exc:
             if exc.status != objects.ALREADY_EXISTS:
@@ -302,8 +296,8 @@ def read_service(k: Clients, namespace: str, name: str) -> Obj | None:
 def scale(k: Clients, namespace: str, name: str, replicas: int) -> bool:
     """Set ``spec.replicas``; False when the Deployment does not exist."""
     resp = objects.or_none(
-        lambda: k.apps.patch_namespaced_deployment_scale(
-            name, namespace, {"spec": {"replicas": replicas}}, _preload_content=False
+        lambda: k.apps.patch_scale(
+            "deployments", namespace, name, {"spec": {"replicas": replicas}}, _preload_content=False
         )
     )
     # The answer is a Scale, not the Deployment: the next read waits for the watch (or GETs),
@@ -336,11 +330,8 @@ def copy_template_to_primary(k: Clients, spec: CanarySpec, rev: str) -> bool:
         )
         primary["spec"]["template"] = template
         primary["metadata"].setdefault("annotations", {})[REVISION_ANNOTATION] = rev
-        resp = k.apps.replace_namespaced_deployment(
-            spec.primary_name,
-            spec.namespace,
-            client.V1Deployment.model_validate(primary),
-            _preload_content=False,
+        resp = k.apps.replace(
+            "deployments", spec.namespace, spec.primary_name, primary, _preload_content=False
         )
         objects.wrote(k, DEPLOYMENTS, resp)
         return True

@@ -23,6 +23,11 @@ from dabba.k8s.client import Clients
 
 #: Label on every Secret dabba writes: the operator watches Secrets by this label only.
 SECRET_LABEL = gather.SECRET_LABEL
+_WORKLOAD_PLURALS = {
+    "Deployment": "deployments",
+    "StatefulSet": "statefulsets",
+    "DaemonSet": "daemonsets",
+}
 #: Pod-template annotation changed to roll workloads after a rotation.
 RESTART_ANNOTATION_PREFIX = f"{meta.GROUP}/certificate-"
 
@@ -105,15 +110,8 @@ def restart_workload(
             }
         }
     }
-    calls = {
-        "Deployment": lambda: k.apps.patch_namespaced_deployment(
-            ref.name, namespace, patch, _preload_content=False
-        ),
-        "StatefulSet": lambda: k.apps.patch_namespaced_stateful_set(
-            ref.name, namespace, patch, _preload_content=False
-        ),
-        "DaemonSet": lambda: k.apps.patch_namespaced_daemon_set(
-            ref.name, namespace, patch, _preload_content=False
-        ),
-    }
-    return objects.or_none(calls[ref.kind]) is not None
+    plural = _WORKLOAD_PLURALS[ref.kind]
+    patched = objects.or_none(
+        lambda: k.apps.patch(plural, namespace, ref.name, patch, _preload_content=False)
+    )
+    return patched is not None

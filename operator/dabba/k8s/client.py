@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -129,15 +129,65 @@ class CountingApiClient(client.ApiClient):
         return response
 
 
+class GroupApi:
+    """One named API group (``apps/v1``, ``autoscaling/v2``) through CustomObjectsApi, whose
+    paths (``/apis/<group>/<version>/namespaces/<ns>/<plural>``) serve built-in kinds too.
+
+    Why not AppsV1Api and AutoscalingV2Api: the generated classes import every model of their
+    group and wrap every method in pydantic validation, ~6 MiB of the operator's idle memory
+    (footprint benchmark, issue 8), and dabba sends and reads raw JSON anyway. Patches are
+    JSON merge patches.
+    """
+
+    def __init__(self, custom: client.CustomObjectsApi, group: str, version: str) -> None:
+        self._c, self.group, self.version = custom, group, version
+
+    def get(self, plural: str, namespace: str, name: str, **kw: Any) -> Any:
+        return self._c.get_namespaced_custom_object(
+            self.group, self.version, namespace, plural, name, **kw
+        )
+
+    def list(self, plural: str, namespace: str, **kw: Any) -> Any:
+        return self._c.list_namespaced_custom_object(
+            self.group, self.version, namespace, plural, **kw
+        )
+
+    def create(self, plural: str, namespace: str, body: Mapping[str, Any], **kw: Any) -> Any:
+        return self._c.create_namespaced_custom_object(
+            self.group, self.version, namespace, plural, dict(body), **kw
+        )
+
+    def replace(
+        self, plural: str, namespace: str, name: str, body: Mapping[str, Any], **kw: Any
+    ) -> Any:
+        return self._c.replace_namespaced_custom_object(
+            self.group, self.version, namespace, plural, name, dict(body), **kw
+        )
+
+    def patch(
+        self, plural: str, namespace: str, name: str, body: Mapping[str, Any], **kw: Any
+    ) -> Any:
+        return self._c.patch_namespaced_custom_object(
+            self.group, self.version, namespace, plural, name, dict(body), **kw
+        )
+
+    def patch_scale(
+        self, plural: str, namespace: str, name: str, body: Mapping[str, Any], **kw: Any
+    ) -> Any:
+        return self._c.patch_namespaced_custom_object_scale(
+            self.group, self.version, namespace, plural, name, dict(body), **kw
+        )
+
+
 @dataclass(frozen=True)
 class Clients:
-    """Typed API groups over one shared connection pool."""
+    """API groups over one shared connection pool."""
 
     api: client.ApiClient
     core: client.CoreV1Api
-    apps: client.AppsV1Api
+    apps: GroupApi
     custom: client.CustomObjectsApi
-    autoscaling: client.AutoscalingV2Api
+    autoscaling: GroupApi
     #: Watch-fed copies of the objects the Canary controller reads (``dabba.k8s.cache``); only
     #: the operator has one (``with_cache``): without a watch feeding it, a copy would go stale.
     cache: ObjectCache | None = None
@@ -165,12 +215,13 @@ def _configuration(kubeconfig: str | None, context: str | None) -> client.Config
 def clients(kubeconfig: str | None = None, context: str | None = None) -> Clients:
     """Process-wide clients (cached: one connection pool per kubeconfig/context)."""
     api = CountingApiClient(_configuration(kubeconfig, context))
+    custom = client.CustomObjectsApi(api)
     return Clients(
         api=api,
         core=client.CoreV1Api(api),
-        apps=client.AppsV1Api(api),
-        custom=client.CustomObjectsApi(api),
-        autoscaling=client.AutoscalingV2Api(api),
+        apps=GroupApi(custom, "apps", "v1"),
+        custom=custom,
+        autoscaling=GroupApi(custom, "autoscaling", "v2"),
     )
 
 

@@ -213,8 +213,8 @@ class KubernetesRouter:
             DEPLOYMENTS,
             spec.namespace,
             spec.target.name,
-            lambda: self._k.apps.read_namespaced_deployment(
-                spec.target.name, spec.namespace, _preload_content=False
+            lambda: self._k.apps.get(
+                "deployments", spec.namespace, spec.target.name, _preload_content=False
             ),
         )
         if target is None:
