@@ -118,17 +118,18 @@ class Leadership:
         if self._config.standalone:
             return True
         with self._lock:
-            if self._at is not None and self._monotonic() - self._at < TTL:
-                return self._answer
-        return None
+            return self._fresh(self._monotonic())
+
+    def _fresh(self, now: float) -> bool | None:
+        return self._answer if self._at is not None and now - self._at < TTL else None
 
     def active(self) -> bool:
         if self._config.standalone:
             return True
         with self._lock:
             now = self._monotonic()
-            if self._at is not None and now - self._at < TTL:
-                return self._answer
+            if (fresh := self._fresh(now)) is not None:
+                return fresh
             try:
                 answer = leads(
                     self._read(), self._config.identity, self._config.priority, self._clock()

@@ -21,6 +21,7 @@ from dabba.certs.issuer import CertificateAuthority, IssuerError, load_issuer
 from dabba.certs.model import IssuerKind, MeshCertificateSpec
 from dabba.certs.policies import SecretContents, parse_secret
 from dabba.k8s import meta, objects
+from dabba.k8s.cache import parse_resource_version
 from dabba.k8s.client import Clients
 
 #: Every Secret dabba writes carries this label (value: the MeshCertificate's name); the
@@ -95,6 +96,17 @@ class _Loaded:
     valid_until: dt.datetime
     at: float
 
+    @classmethod
+    def of(cls, authority: CertificateAuthority, at: float) -> _Loaded:
+        path = (authority.certificate, *authority.chain, *authority.roots)
+        return cls(
+            authority=authority,
+            facts=pki.CertificateFacts.from_certificate(authority.certificate),
+            valid_from=max(c.not_valid_before_utc for c in path),
+            valid_until=min(c.not_valid_after_utc for c in path),
+            at=at,
+        )
+
 
 #: Longer than any read of a Secret can take (the client's request timeout is 60 s).
 READ_RACE_WINDOW = 90.0
@@ -152,7 +164,7 @@ class IssuerCache:
         with self._lock:
             for key in [k for k in self._loaded if k[:2] == (namespace, name)]:
                 del self._loaded[key]
-            rv = _int(resource_version)
+            rv = parse_resource_version(resource_version)
             if rv is not None:
                 now = self._clock()
                 old = self._newest.get((namespace, name))
@@ -182,31 +194,17 @@ class IssuerCache:
         return entry if entry.valid_from <= now < entry.valid_until else None
 
     def keep(self, secret: SecretObject, layout: str, authority: CertificateAuthority) -> _Loaded:
-        path = (authority.certificate, *authority.chain, *authority.roots)
-        entry = _Loaded(
-            authority=authority,
-            facts=pki.CertificateFacts.from_certificate(authority.certificate),
-            valid_from=max(c.not_valid_before_utc for c in path),
-            valid_until=min(c.not_valid_after_utc for c in path),
-            at=self._clock(),
-        )
+        entry = _Loaded.of(authority, self._clock())
         # Only a Secret a watch tells us about (dabba's label, in scope) may be kept, and only
         # if no event has reported a newer version of it meanwhile.
         key = (secret.namespace, secret.name)
         if self._watched(secret.namespace) and secret.labels.get(SECRET_LABEL):
             with self._lock:
-                rv = _int(secret.resource_version)
+                rv = parse_resource_version(secret.resource_version)
                 newest = self._newest.get(key)
                 if rv is not None and (newest is None or rv >= newest[0]):
                     self._loaded[secret.namespace, secret.name, layout] = entry
         return entry
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _issuer(  # noqa: PLR0911 - one return per way an issuer can be unusable
@@ -240,7 +238,8 @@ def _issuer(  # noqa: PLR0911 - one return per way an issuer can be unusable
         authority = load_issuer(secret.data, ref.secret_format, now)
     except IssuerError as exc:
         return None, f"{what}: {exc}", secret_ref
-    cache = cache or IssuerCache(clusterwide=False, namespaces=())
+    if cache is None:
+        return _Loaded.of(authority, time.monotonic()), None, secret_ref
     return cache.keep(secret, layout, authority), None, secret_ref
 
 

@@ -276,7 +276,7 @@ class IssuedCertificate:
     def path_root(self) -> x509.Certificate | None:
         """The root that signs the top of the chain (the certificate itself for a root)."""
         top = (self.certificate, *self.chain)[-1]
-        if issued_by(top, top):
+        if pki.self_signed(top):
             return top
         return next((root for root in self.roots if issued_by(top, root)), None)
 
@@ -544,15 +544,15 @@ def load_issuer(
         chain = tuple(
             c
             for c in _optional_certificates(data, ISTIO_CERT_CHAIN_KEY)
-            if fingerprint_sha256(c) != ca_fingerprint and not issued_by(c, c)
+            if fingerprint_sha256(c) != ca_fingerprint and not pki.self_signed(c)
         )
     else:
         ca_certificate, *rest = _certificates(data, TLS_CERT_KEY)
         key_key = TLS_KEY_KEY
         roots = _optional_certificates(data, CA_CERT_KEY)
-        chain = tuple(c for c in rest if not issued_by(c, c))
+        chain = tuple(c for c in rest if not pki.self_signed(c))
         if not roots:
-            roots = tuple(c for c in (ca_certificate, *rest) if issued_by(c, c))
+            roots = tuple(c for c in (ca_certificate, *rest) if pki.self_signed(c))
     try:
         key = pki.load_private_key(_required(data, key_key))
     except pki.PemError as exc:
@@ -579,13 +579,13 @@ def load_next(
     try:
         certificate, *rest = pki.load_certificates(raw_cert)
         key = pki.load_private_key(raw_key)
-        chain = tuple(c for c in rest if not issued_by(c, c))
+        chain = tuple(c for c in rest if not pki.self_signed(c))
         authority = CertificateAuthority(
             certificate=certificate, key=key, chain=chain, roots=tuple(roots)
         )
     except (pki.PemError, IssuerError):
         return None
-    anchors = (*roots, *((certificate,) if issued_by(certificate, certificate) else ()))
+    anchors = (*roots, *((certificate,) if pki.self_signed(certificate) else ()))
     if verify_chain(certificate, chain, anchors, now) is not None:
         return None
     return authority

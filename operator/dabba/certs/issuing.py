@@ -13,7 +13,7 @@ import threading
 from typing import Protocol
 
 from dabba.certs.model import MeshCertificateStatus
-from dabba.certs.rotation import IssuanceBudget
+from dabba.certs.rotation import IssuanceBudget, spend
 
 #: Per issuer: 500 back to back, then 100 per second (bench goal: 1,000 leaves at >= 100/s).
 ISSUER_BUDGET = IssuanceBudget(capacity=500, per_second=100.0)
@@ -52,16 +52,15 @@ class Budgets:
     def spend(self, issuer_key: str, certificate_key: str, now: dt.datetime) -> dt.datetime | None:
         """Take one issuance from both budgets; None if granted, else when to try again."""
         with self._lock:
-            granted, mine = (
-                self._certificates.get(certificate_key) or self._certificate_template
-            ).take(now)
-            if not granted:
-                self._certificates[certificate_key] = mine
+            # Peek at the certificate's bucket: its token is spent only if the issuer's
+            # budget grants too.
+            mine = self._certificates.get(certificate_key) or self._certificate_template
+            if mine.available(now) < 1:
                 return mine.next_available(now)
-            retry = _take(self._issuers, issuer_key, now, self._issuer_template)
+            retry = spend(self._issuers, issuer_key, now, template=self._issuer_template)
             if retry is not None:
-                return retry  # the certificate's token is not spent either
-            self._certificates[certificate_key] = mine
+                return retry
+            spend(self._certificates, certificate_key, now, template=self._certificate_template)
             self._prune(now)
             return None
 
@@ -70,7 +69,9 @@ class Budgets:
         copying the issuer's trusted set into ca.crt); None if granted, else when to retry.
         Stops a fight with another writer of the same Secret from becoming a hot loop."""
         with self._lock:
-            retry = _take(self._certificates, certificate_key, now, self._certificate_template)
+            retry = spend(
+                self._certificates, certificate_key, now, template=self._certificate_template
+            )
             self._prune(now)
             return retry
 
@@ -86,16 +87,6 @@ class Budgets:
     def __len__(self) -> int:
         with self._lock:
             return len(self._certificates) + len(self._issuers)
-
-
-def _take(
-    table: dict[str, IssuanceBudget], key: str, now: dt.datetime, template: IssuanceBudget
-) -> dt.datetime | None:
-    """Spend one token of ``table[key]`` in place; None if granted, else when to retry (a
-    refused take stores only the refill, which changes nothing a later take would see)."""
-    granted, after = (table.get(key) or template).take(now)
-    table[key] = after
-    return None if granted else after.next_available(now)
 
 
 def failed(status: MeshCertificateStatus, now: dt.datetime, reason: str) -> MeshCertificateStatus:

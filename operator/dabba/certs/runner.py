@@ -305,9 +305,7 @@ class Runner:
                 issuers=self.issuers,
                 created=new,
             )
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # one bad object must not stop the others
+        except Exception:  # one bad object must not stop the others (CancelledError is not one)
             telemetry.reconcile_errors.labels("MeshCertificate").inc()
             log.exception(
                 "reconcile failed", kind="MeshCertificate", namespace=namespace, name=name

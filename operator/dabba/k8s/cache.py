@@ -49,10 +49,14 @@ _PRUNE_EVERY = 1000
 
 def resource_version(obj: Mapping[str, Any]) -> int | None:
     """``metadata.resourceVersion`` as an integer, or ``None`` when it is not one."""
-    value = (obj.get("metadata") or {}).get("resourceVersion")
+    return parse_resource_version((obj.get("metadata") or {}).get("resourceVersion"))
+
+
+def parse_resource_version(value: object) -> int | None:
+    """A resourceVersion as an integer, or ``None`` when it is not one."""
     try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
+        return int(value) if isinstance(value, str | int) else None
+    except ValueError:
         return None
 
 

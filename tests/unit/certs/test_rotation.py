@@ -219,16 +219,17 @@ def test_budget_parameters_are_validated(capacity, rate, message) -> None:
 
 def test_spend_keeps_one_budget_per_issuer() -> None:
     template = IssuanceBudget(capacity=1, per_second=1.0)
-    first = rotation.spend({}, "MeshCertificate/dabba-system/a", T0, template=template)
-    assert first.granted
-    assert first.retry_at is None
-    again = rotation.spend(first.budgets, "MeshCertificate/dabba-system/a", T0, template=template)
-    assert not again.granted
-    assert again.retry_at == T0 + S
-    other = rotation.spend(again.budgets, "Secret/shop/cacerts", T0, template=template)
-    assert other.granted
-    assert set(other.budgets) == {"MeshCertificate/dabba-system/a", "Secret/shop/cacerts"}
-    assert rotation.spend({}, "x", T0).budgets["x"].capacity == IssuanceBudget().capacity
+    budgets: dict[str, IssuanceBudget] = {}
+    first = rotation.spend(budgets, "MeshCertificate/dabba-system/a", T0, template=template)
+    assert first is None  # granted
+    again = rotation.spend(budgets, "MeshCertificate/dabba-system/a", T0, template=template)
+    assert again == T0 + S  # refused, with when to retry
+    other = rotation.spend(budgets, "Secret/shop/cacerts", T0, template=template)
+    assert other is None
+    assert set(budgets) == {"MeshCertificate/dabba-system/a", "Secret/shop/cacerts"}
+    fresh: dict[str, IssuanceBudget] = {}
+    rotation.spend(fresh, "x", T0)
+    assert fresh["x"].capacity == IssuanceBudget().capacity
 
 
 @given(
@@ -246,3 +247,18 @@ def test_the_budget_never_grants_more_than_burst_plus_rate(capacity, rate, gaps)
         assert 0 <= budget.available(now) <= capacity
     elapsed = (now - T0).total_seconds()
     assert granted <= capacity + rate * elapsed + 1e-6
+
+
+def test_budgets_spend_the_certificate_token_only_when_the_issuer_grants() -> None:
+    from dabba.certs.issuing import Budgets  # noqa: PLC0415 - the one class tested here
+
+    budgets = Budgets(
+        issuer=IssuanceBudget(capacity=1, per_second=1.0),
+        certificate=IssuanceBudget(capacity=1, per_second=0.1),
+    )
+    assert budgets.spend("ca", "a", T0) is None
+    # The issuer is empty: b is refused, and its own token is not spent by the refusal.
+    assert budgets.spend("ca", "b", T0) == T0 + S
+    assert budgets.spend("ca", "b", T0 + S) is None
+    # a's own bucket refills at 0.1/s: refused before the issuer is even asked.
+    assert budgets.spend("other-ca", "a", T0 + S) == T0 + 10 * S
